@@ -1,0 +1,1 @@
+"""The `kpixel` command line (installed as `keras_pixelcnn.cli`)."""

@@ -1,0 +1,1 @@
+"""Exporters for serving (installed as `keras_pixelcnn.export`)."""

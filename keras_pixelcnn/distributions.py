@@ -1,0 +1,115 @@
+"""Per-sub-pixel output distributions and the layer that names them in a model.
+
+A model's last layer is a `PixelDistribution`: an identity layer whose config
+records which distribution the parameters before it describe, so likelihood,
+loss and sampling code read it off any model (also one loaded from `.keras`).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+NUM_LEVELS = 256
+
+
+def at_least_float32(x):
+    """Cast half-precision parameters to float32; keep float32 and float64."""
+    return x if ops.dtype(x) in ("float32", "float64") else ops.cast(x, "float32")
+
+
+class Categorical:
+    """A 256-way categorical distribution for each sub-pixel.
+
+    Parameters are logits laid out channel-major: `(B, H, W, C * 256)`, the
+    256 logits of channel c at `[..., c * 256:(c + 1) * 256]`.
+
+    Args:
+        channels: colour channels C.
+    """
+
+    name = "categorical"
+
+    def __init__(self, channels):
+        self.channels = channels
+
+    @staticmethod
+    def num_params(channels):
+        """Parameters per pixel for `channels` colour channels."""
+        return channels * NUM_LEVELS
+
+    def log_probs_all(self, params):
+        """Log-probabilities of every value: `(B, H, W, C*256)` -> `(B, H, W, C, 256)`."""
+        shape = ops.shape(params)
+        # (B, H, W, C*256) -> (B, H, W, C, 256)
+        logits = ops.reshape(params, (shape[0], shape[1], shape[2], self.channels, NUM_LEVELS))
+        return ops.log_softmax(at_least_float32(logits), axis=-1)
+
+    def log_prob(self, params, images):
+        """Log-probability in nats of each sub-pixel value, `(B, H, W, C)`.
+
+        Args:
+            params: logits `(B, H, W, C*256)`.
+            images: integer values in [0, 255], `(B, H, W, C)`.
+        """
+        log_p = self.log_probs_all(params)
+        index = ops.expand_dims(ops.cast(images, "int32"), -1)
+        return ops.squeeze(ops.take_along_axis(log_p, index, axis=-1), -1)
+
+
+DISTRIBUTIONS = {Categorical.name: Categorical}
+
+
+@keras.saving.register_keras_serializable(package="keras_pixelcnn")
+class PixelDistribution(keras.layers.Layer):
+    """Identity layer that tags a model's output with its distribution.
+
+    Args:
+        distribution: a name in `DISTRIBUTIONS`.
+        channels: colour channels C of the modelled images.
+
+    Input shape / Output shape:
+        `(B, H, W, P)` distribution parameters, unchanged; half precision
+        (mixed-precision training) is cast to float32.
+    """
+
+    def __init__(self, distribution, channels, **kwargs):
+        super().__init__(**kwargs)
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"Expected distribution in {sorted(DISTRIBUTIONS)}. Received: distribution={distribution!r}"
+            )
+        self.distribution = distribution
+        self.channels = channels
+
+    def call(self, inputs):
+        return at_least_float32(inputs)
+
+    def get_distribution(self):
+        """The `Categorical` (or other) object these parameters describe."""
+        return DISTRIBUTIONS[self.distribution](self.channels)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"distribution": self.distribution, "channels": self.channels})
+        return config
+
+
+def distribution_of(model):
+    """The output distribution of a keras_pixelcnn model.
+
+    Raises:
+        ValueError: if the model does not end in a `PixelDistribution` layer.
+    """
+    layer = model.layers[-1]
+    if not isinstance(layer, PixelDistribution):
+        raise ValueError(
+            "Expected a keras_pixelcnn model ending in a PixelDistribution layer. "
+            f"Received: a model whose last layer is {type(layer).__name__} {layer.name!r}"
+        )
+    return layer.get_distribution()
+
+
+def nats_to_bits_per_dim(nats, num_dims):
+    """Convert a total negative log-likelihood in nats to bits per sub-pixel."""
+    return nats / (num_dims * math.log(2.0))

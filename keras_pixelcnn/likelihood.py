@@ -1,0 +1,135 @@
+"""Exact log-likelihood of images under a model, and the matching loss and metric."""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_pixelcnn.distributions import DISTRIBUTIONS, distribution_of
+
+
+def model_inputs(model, images, labels=None):
+    """The structure `model` takes: `images`, or `[images, labels]` if conditional.
+
+    Raises:
+        ValueError: when labels are missing for a conditional model or given
+            to an unconditional one.
+    """
+    conditional = len(model.inputs) == 2
+    if conditional and labels is None:
+        raise ValueError(f"Model {model.name!r} is class-conditional: pass labels. Received: labels=None")
+    if not conditional and labels is not None:
+        raise ValueError(f"Model {model.name!r} is unconditional. Received labels of shape {np.shape(labels)}")
+    return [images, labels] if conditional else images
+
+
+def check_images(model, images):
+    """Validate integer images `(B, H, W, C)` in [0, 255] for `model`.
+
+    Returns:
+        The images as an int32 numpy array.
+
+    Raises:
+        ValueError: for a wrong shape, a non-integer dtype or out-of-range values.
+    """
+    images = np.asarray(images)
+    expected = tuple(model.inputs[0].shape[1:])
+    if images.ndim != 4 or images.shape[1:] != expected:
+        raise ValueError(f"Expected images of shape (B, {', '.join(map(str, expected))}). Received: {images.shape}")
+    if not np.issubdtype(images.dtype, np.integer):
+        raise ValueError(f"Expected integer images in [0, 255]. Received: dtype={images.dtype}")
+    if images.size and (images.min() < 0 or images.max() > 255):
+        raise ValueError(
+            f"Expected integer images in [0, 255]. Received values in [{images.min()}, {images.max()}]"
+        )
+    return images.astype(np.int32)
+
+
+def log_prob(model, images, labels=None, reduce=True, batch_size=256):
+    """Exact log-likelihood of integer images under an autoregressive model.
+
+    Args:
+        model: a model from `keras_pixelcnn.build_model` (or loaded from `.keras`).
+        images: integers in [0, 255], `(B, H, W, C)`.
+        labels: integer class labels `(B,)` for a class-conditional model.
+        reduce: sum over sub-pixels when True.
+        batch_size: images per forward pass.
+
+    Returns:
+        float64 numpy array of log-probabilities in nats: `(B,)`, or
+        `(B, H, W, C)` per sub-pixel with `reduce=False`.
+    """
+    images = check_images(model, images)
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.int32).reshape(-1)
+    distribution = distribution_of(model)
+    parts = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start:start + batch_size]
+        chunk_labels = None if labels is None else labels[start:start + batch_size]
+        params = model(model_inputs(model, chunk, chunk_labels), training=False)
+        parts.append(ops.convert_to_numpy(distribution.log_prob(params, chunk)).astype(np.float64))
+    per_subpixel = np.concatenate(parts) if parts else np.zeros((0,) + images.shape[1:])
+    return per_subpixel.reshape(len(images), -1).sum(axis=1) if reduce else per_subpixel
+
+
+def bits_per_dim(model, images, labels=None, batch_size=256):
+    """Negative log-likelihood of each image in bits per sub-pixel, `(B,)`."""
+    nats = -log_prob(model, images, labels, reduce=True, batch_size=batch_size)
+    return nats / (np.prod(np.shape(images)[1:]) * math.log(2.0))
+
+
+def _mean_nll(distribution, y_true, y_pred):
+    """Mean negative log-likelihood per sub-pixel of each image, in nats, `(B,)`."""
+    log_p = distribution.log_prob(y_pred, y_true)
+    return -ops.mean(ops.reshape(log_p, (ops.shape(log_p)[0], -1)), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_pixelcnn")
+class PixelNLL(keras.losses.Loss):
+    """Negative log-likelihood per sub-pixel in nats; `y_true` is the images.
+
+    Args:
+        distribution: name of the model's output distribution.
+        channels: colour channels C.
+    """
+
+    def __init__(self, distribution="categorical", channels=1, name="pixel_nll", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.distribution = distribution
+        self.channels = channels
+        self._dist = DISTRIBUTIONS[distribution](channels)
+
+    def call(self, y_true, y_pred):
+        return _mean_nll(self._dist, y_true, y_pred)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"distribution": self.distribution, "channels": self.channels})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_pixelcnn")
+class BitsPerDim(keras.metrics.MeanMetricWrapper):
+    """Mean negative log-likelihood in bits per sub-pixel; `y_true` is the images."""
+
+    def __init__(self, distribution="categorical", channels=1, name="bits_per_dim", **kwargs):
+        self.distribution = distribution
+        self.channels = channels
+        dist = DISTRIBUTIONS[distribution](channels)
+        super().__init__(
+            fn=lambda y_true, y_pred: _mean_nll(dist, y_true, y_pred) / math.log(2.0), name=name, **kwargs
+        )
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "distribution": self.distribution,
+                "channels": self.channels}
+
+
+def loss_and_metric(model):
+    """A `PixelNLL` loss and `BitsPerDim` metric matching `model`'s output."""
+    layer = model.layers[-1]
+    distribution_of(model)
+    return (PixelNLL(layer.distribution, layer.channels),
+            BitsPerDim(layer.distribution, layer.channels))

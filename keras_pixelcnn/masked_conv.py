@@ -1,0 +1,92 @@
+"""`MaskedConv2D`: a Keras `Conv2D` whose kernel is multiplied by a causal mask."""
+
+import keras
+from keras import ops
+
+from keras_pixelcnn.masks import MASK_TYPES, causal_mask
+
+
+@keras.saving.register_keras_serializable(package="keras_pixelcnn")
+class MaskedConv2D(keras.layers.Conv2D):
+    """2-D convolution that only reads earlier sub-pixels (PixelCNN masking).
+
+    The mask is a constant built once in `build()` from
+    `keras_pixelcnn.masks.causal_mask`; it is never a weight, so `.keras`
+    files hold only the ordinary `Conv2D` kernel and bias. Feature maps are
+    split into `color_channels` colour groups (R, G, B order) so colour images
+    are modelled one sub-pixel at a time.
+
+    Args:
+        filters: number of output feature maps, at least `color_channels`.
+        kernel_size: int or `(kh, kw)`, odd.
+        mask_type: "A" for the first layer (excludes the current sub-pixel),
+            "B" for later layers (includes it).
+        color_channels: number of colour channels C of the modelled image.
+        **kwargs: any other `keras.layers.Conv2D` argument. `padding` must be
+            "same" and `strides` 1 (outputs stay aligned with pixels);
+            `groups` must be 1 and `data_format` "channels_last".
+
+    Input shape:
+        `(B, H, W, in_channels)`, `in_channels >= color_channels`.
+
+    Output shape:
+        `(B, H, W, filters)`.
+
+    Raises:
+        ValueError: for an unknown `mask_type` or a layout that breaks the
+            pixel alignment the mask relies on.
+
+    Example:
+        >>> layer = MaskedConv2D(32, 7, mask_type="A", color_channels=3)
+        >>> layer(keras.ops.zeros((2, 8, 8, 3))).shape
+        (2, 8, 8, 32)
+
+    Reference:
+        van den Oord et al., "Pixel Recurrent Neural Networks", ICML 2016.
+    """
+
+    def __init__(self, filters, kernel_size, mask_type="B", color_channels=1, **kwargs):
+        if mask_type not in MASK_TYPES:
+            raise ValueError(f"Expected mask_type 'A' or 'B'. Received: mask_type={mask_type!r}")
+        if not isinstance(color_channels, int) or color_channels < 1:
+            raise ValueError(
+                f"Expected color_channels to be a positive int. Received: color_channels={color_channels!r}"
+            )
+        kwargs.setdefault("padding", "same")
+        super().__init__(filters, kernel_size, **kwargs)
+        fixed = {"padding": "same", "strides": (1, 1), "dilation_rate": (1, 1), "groups": 1,
+                 "data_format": "channels_last"}
+        received = {key: getattr(self, key) for key in fixed}
+        if received != fixed:
+            raise ValueError(
+                f"MaskedConv2D needs {fixed}. Received: {received}"
+            )
+        if filters < color_channels:
+            raise ValueError(
+                f"Expected filters >= color_channels={color_channels} (one group per colour). "
+                f"Received: filters={filters}"
+            )
+        self.mask_type = mask_type
+        self.color_channels = color_channels
+        self._mask = None
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        in_channels = input_shape[-1]
+        if in_channels < self.color_channels:
+            raise ValueError(
+                f"Expected at least color_channels={self.color_channels} input channels. "
+                f"Received: input_shape={input_shape}"
+            )
+        self._mask = causal_mask(
+            self.kernel_size, in_channels, self.filters, self.mask_type, self.color_channels
+        )
+
+    def convolution_op(self, inputs, kernel):
+        mask = ops.convert_to_tensor(self._mask, dtype=kernel.dtype)
+        return super().convolution_op(inputs, kernel * mask)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mask_type": self.mask_type, "color_channels": self.color_channels})
+        return config

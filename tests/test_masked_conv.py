@@ -1,0 +1,54 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_pixelcnn import MaskedConv2D
+from keras_pixelcnn.masks import causal_mask
+
+
+def test_effective_kernel_is_masked():
+    layer = MaskedConv2D(6, 3, mask_type="A", color_channels=3, use_bias=False)
+    x = np.random.default_rng(0).normal(size=(1, 5, 5, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(layer(x))
+    reference = keras.layers.Conv2D(6, 3, padding="same", use_bias=False)
+    reference.build(x.shape)
+    reference.kernel.assign(keras.ops.convert_to_numpy(layer.kernel) * causal_mask((3, 3), 3, 6, "A", 3))
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(reference(x)), atol=1e-6)
+    # The stored kernel itself is untouched: the mask is applied in the op.
+    assert np.count_nonzero(keras.ops.convert_to_numpy(layer.kernel)) == 3 * 3 * 3 * 6
+
+
+def test_config_round_trip():
+    layer = MaskedConv2D(8, (3, 5), mask_type="A", color_channels=2, name="m", activation="relu")
+    config = layer.get_config()
+    assert config["mask_type"] == "A" and config["color_channels"] == 2
+    clone = MaskedConv2D.from_config(config)
+    assert clone.get_config() == config
+
+
+def test_keras_file_round_trip(tmp_path):
+    inputs = keras.Input((6, 6, 3))
+    outputs = MaskedConv2D(6, 3, mask_type="B", color_channels=3)(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded.layers[-1], MaskedConv2D)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    # The mask is not a weight: only kernel and bias are saved.
+    assert len(loaded.layers[-1].weights) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(mask_type="C"), "mask_type='C'"),
+        (dict(padding="valid"), "'padding': 'valid'"),
+        (dict(strides=2), r"'strides': \(2, 2\)"),
+        (dict(color_channels=0), "color_channels=0"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match="Received: .*" + message):
+        MaskedConv2D(4, 3, **kwargs)
