@@ -4,6 +4,8 @@ import click
 
 import keras_pixelcnn
 from keras_pixelcnn.cli.architectures import architectures
+from keras_pixelcnn.cli.evaluate import evaluate
+from keras_pixelcnn.cli.fit import fit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -12,8 +14,13 @@ def cli():
     """Train, sample from, score and export autoregressive pixel models."""
 
 
-cli.add_command(architectures)
+for command in (architectures, fit, evaluate):
+    cli.add_command(command)
 
 
 def main():
     cli()
+
+
+if __name__ == "__main__":
+    main()

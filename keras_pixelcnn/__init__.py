@@ -7,11 +7,16 @@ Public API:
     PixelNLL, BitsPerDim               -- loss and metric for `model.fit`
 """
 
-from keras_pixelcnn.distributions import Categorical, PixelDistribution, distribution_of
-from keras_pixelcnn.likelihood import BitsPerDim, PixelNLL, bits_per_dim, log_prob, loss_and_metric
-from keras_pixelcnn.masked_conv import MaskedConv2D
-from keras_pixelcnn.masks import causal_mask
-from keras_pixelcnn.models import ARCHITECTURES, build_model
+import os
+
+# Hide TensorFlow's C++ start-up chatter unless the user asked for it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_pixelcnn.distributions import Categorical, PixelDistribution, distribution_of  # noqa: E402
+from keras_pixelcnn.likelihood import BitsPerDim, PixelNLL, bits_per_dim, log_prob, loss_and_metric  # noqa: E402
+from keras_pixelcnn.masked_conv import MaskedConv2D  # noqa: E402
+from keras_pixelcnn.masks import causal_mask  # noqa: E402
+from keras_pixelcnn.models import ARCHITECTURES, build_model  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -56,6 +56,34 @@ class Categorical:
         index = ops.expand_dims(ops.cast(images, "int32"), -1)
         return ops.squeeze(ops.take_along_axis(log_p, index, axis=-1), -1)
 
+    noise_size = NUM_LEVELS
+
+    def sample_channel(self, pixel_params, channel, noise, temperature=1.0, greedy=False):
+        """Draw channel `channel` of one pixel by the Gumbel-max trick.
+
+        `argmax(logits / T + g)` with `g = -log(-log(u))` is a draw from
+        `softmax(logits / T)`; the noise `u` is drawn once per seed, so any
+        sampler that computes the same logits draws the same values, and
+        `T -> 0` tends to `argmax(logits)` (greedy).
+
+        Args:
+            pixel_params: `(B, C*256)` parameters of one pixel.
+            channel: colour channel index (python int or scalar tensor).
+            noise: uniform `(B, 256)` in (0, 1).
+            temperature: softmax temperature > 0.
+            greedy: take the most likely value instead.
+
+        Returns:
+            int32 `(B,)` values in [0, 255].
+        """
+        # (B, C*256) -> (B, C, 256) -> (B, 256)
+        logits = ops.reshape(at_least_float32(pixel_params), (-1, self.channels, NUM_LEVELS))
+        logits = ops.take(logits, channel, axis=1)
+        if not greedy:
+            gumbel = -ops.log(-ops.log(ops.cast(noise, logits.dtype)))
+            logits = logits / temperature + gumbel
+        return ops.cast(ops.argmax(logits, axis=-1), "int32")
+
 
 DISTRIBUTIONS = {Categorical.name: Categorical}
 

@@ -1,0 +1,16 @@
+"""Turn user mistakes into one line and exit status 2 (click's usage-error status)."""
+
+import contextlib
+import json
+
+import click
+
+
+@contextlib.contextmanager
+def user_errors():
+    """Report ValueError (DataError included), missing files and bad JSON as `Error: ...`, exit 2."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError, json.JSONDecodeError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise click.UsageError(message) from None

@@ -1,0 +1,76 @@
+"""`kpixel fit`: train a model, or resume an interrupted run."""
+
+import json
+import os
+import sys
+
+import click
+
+from keras_pixelcnn.cli.errors import user_errors
+
+# Flags map one-to-one onto TrainConfig fields; None means "not given".
+_OPTIONS = [
+    ("--dataset", str, "Dataset: fashion_mnist, a TFDS name, or folder:PATH. [fashion_mnist]"),
+    ("--data-dir", str, "IDX files for fashion_mnist (default Debian's) or the TFDS data dir."),
+    ("--model", str, "Architecture (see `kpixel architectures`). [pixelcnn]"),
+    ("--filters", int, "Feature width."),
+    ("--num-layers", int, "Depth."),
+    ("--epochs", int, "Epochs. [10]"),
+    ("--steps-per-epoch", int, "Batches per epoch (default: one pass over the data)."),
+    ("--batch-size", int, "Global batch size. [64]"),
+    ("--learning-rate", float, "Adam learning rate. [1e-3]"),
+    ("--seed", int, "Seed for weights, shuffling and sample grids. [0]"),
+    ("--strategy", click.Choice(["auto", "default", "mirrored"]), "tf.distribute strategy. [auto]"),
+    ("--validation-images", int, "Cap on validation images per epoch (default: all)."),
+    ("--crop", int, "Centre-crop images to N x N."),
+    ("--image-size", int, "Resize images to N x N (after --crop)."),
+    ("--levels", int, "Quantise to N grey levels. [256]"),
+    ("--sample-images", int, "Images in the per-epoch sample grid, 0 for none. [16]"),
+    ("--mixed-precision", click.Choice(["auto", "on", "off"]), "float16 compute. [auto: on GPU]"),
+]
+
+
+def _with_options(command):
+    for flag, kind, text in reversed(_OPTIONS):
+        command = click.option(flag, type=kind, default=None, help=text)(command)
+    return command
+
+
+@click.command()
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON of TrainConfig fields; flags override it.")
+@click.option("--conditional/--unconditional", default=None, help="Condition on class labels.")
+@click.option("--backend", type=click.Choice(["tensorflow", "jax"]), default=None,
+              help="Keras backend (jax: multi-host with keras.distribution). [tensorflow]")
+@_with_options
+def fit(run_dir, config_file, backend, **flags):
+    """Train a model into RUN_DIR (--out); re-running the same command resumes it."""
+    import keras
+
+    if backend is not None and backend != keras.backend.backend():
+        env = dict(os.environ, KERAS_BACKEND=backend)
+        os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
+
+    from keras_pixelcnn.callbacks import TrainingDiverged
+    from keras_pixelcnn.training import TrainConfig
+    from keras_pixelcnn.training import fit as train
+
+    with user_errors():
+        values = {}
+        if config_file:
+            with open(config_file) as handle:
+                values = json.load(handle)
+        values.update({key: value for key, value in flags.items() if value is not None})
+        if os.path.exists(os.path.join(run_dir, "config.json")) and not config_file and not values:
+            with open(os.path.join(run_dir, "config.json")) as handle:
+                values = json.load(handle)
+        config = TrainConfig.from_dict(values)
+        try:
+            history = train(config, run_dir)
+        except TrainingDiverged as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(1)
+    if history is None:
+        click.echo(f"{run_dir} is already complete ({config.epochs} epochs); evaluate it with `kpixel evaluate {run_dir}`")
+    else:
+        click.echo(f"Saved {os.path.join(run_dir, 'best.keras')}")

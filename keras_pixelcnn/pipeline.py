@@ -1,0 +1,123 @@
+"""Preprocessing and the `tf.data` input pipeline shared by training and evaluation."""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How raw images become model inputs; stored with a run so evaluation matches training.
+
+    Attributes:
+        crop: centre crop to `crop x crop` pixels, or None.
+        image_size: resize (area averaging) to `image_size x image_size`, after the crop, or None.
+        levels: quantise to this many evenly spaced grey levels (2..256), kept on the 0..255 scale.
+    """
+
+    crop: int | None = None
+    image_size: int | None = None
+    levels: int = 256
+
+    def __post_init__(self):
+        for key in ("crop", "image_size"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"Expected {key} to be a positive int or None. Received: {key}={value!r}")
+        if not isinstance(self.levels, int) or not 2 <= self.levels <= 256:
+            raise ValueError(f"Expected levels in [2, 256]. Received: levels={self.levels!r}")
+
+    def output_shape(self, image_shape):
+        """`(H, W, C)` after preprocessing."""
+        height, width, channels = image_shape
+        if self.crop is not None:
+            if self.crop > min(height, width):
+                raise ValueError(f"Expected crop <= {min(height, width)} for images {image_shape}. "
+                                 f"Received: crop={self.crop}")
+            height = width = self.crop
+        if self.image_size is not None:
+            height = width = self.image_size
+        return (height, width, channels)
+
+    def _offsets(self, image_shape):
+        return (image_shape[0] - self.crop) // 2, (image_shape[1] - self.crop) // 2
+
+    def apply_numpy(self, images):
+        """Preprocess uint8 images `(N, H, W, C)` with numpy (and keras.ops for resizing)."""
+        if self.crop is not None:
+            top, left = self._offsets(images.shape[1:])
+            images = images[:, top:top + self.crop, left:left + self.crop]
+        if self.image_size is not None:
+            from keras import ops
+
+            size = (self.image_size, self.image_size)
+            resized = ops.image.resize(images.astype(np.float32), size, interpolation="area")
+            images = np.clip(np.round(ops.convert_to_numpy(resized)), 0, 255).astype(np.uint8)
+        return quantize(images, self.levels).astype(np.uint8)
+
+    def apply_tensor(self, image, image_shape):
+        """Preprocess one uint8 image tensor `(H, W, C)` inside `tf.data`."""
+        import tensorflow as tf
+
+        if self.crop is not None:
+            top, left = self._offsets(image_shape)
+            image = tf.image.crop_to_bounding_box(image, top, left, self.crop, self.crop)
+        if self.image_size is not None:
+            resized = tf.image.resize(tf.cast(image, tf.float32), (self.image_size, self.image_size), "area")
+            image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+        return tf.cast(quantize(tf.cast(image, tf.int32), self.levels), tf.uint8)
+
+
+def quantize(images, levels):
+    """Map 0..255 onto `levels` evenly spaced values on the same 0..255 scale (numpy or tf)."""
+    if levels == 256:
+        return images
+    as_int = images.astype(np.int32) if isinstance(images, np.ndarray) else images
+    return (as_int * levels // 256) * 255 // (levels - 1)
+
+
+def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=False, repeat=False,
+                 seed=0, limit=None, drop_remainder=False):
+    """A batched `tf.data.Dataset` of `(inputs, images)` pairs for `model.fit`/`evaluate`.
+
+    Args:
+        source: a `keras_pixelcnn.data.Source`.
+        preprocessing: a `Preprocessing`.
+        batch_size: global batch size.
+        conditional: yield `(images, labels)` inputs for a class-conditional model.
+        shuffle: shuffle examples (each epoch anew).
+        repeat: repeat forever (with `steps_per_epoch`).
+        seed: shuffle seed.
+        limit: use only the first `limit` examples.
+        drop_remainder: drop a last partial batch.
+
+    Returns:
+        Elements `(images, images)` or `((images, labels), images)`, images
+        int32 `(B, H, W, C)`, labels int32 `(B,)`.
+    """
+    import tensorflow as tf
+
+    if conditional and source.num_classes is None:
+        raise ValueError(f"Dataset {source.name!r} has no class labels; drop --conditional")
+    if source.tf_dataset is None:
+        images = preprocessing.apply_numpy(source.images[:limit])
+        labels = np.zeros(len(images), np.int32) if source.labels is None else source.labels[:limit]
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    else:
+        dataset = source.tf_dataset.take(limit if limit is not None else -1)
+        dataset = dataset.map(
+            lambda image, label: (preprocessing.apply_tensor(image, source.image_shape), tf.cast(label, tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        dataset = dataset.cache()  # decode TFDS records once; arrays are already in memory
+    if shuffle:
+        dataset = dataset.shuffle(min(source.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        dataset = dataset.repeat()
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+
+    def to_pair(images, labels):
+        images = tf.cast(images, tf.int32)
+        return ((images, labels) if conditional else images), images
+
+    return dataset.map(to_pair, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

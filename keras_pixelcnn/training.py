@@ -1,0 +1,270 @@
+"""`fit` and `evaluate`: training runs with `model.fit` under `tf.distribute`, resumable.
+
+A run directory holds:
+    config.json   the resolved TrainConfig (re-running with it resumes)
+    run.json      library versions, data origin, devices, progress
+    best.keras    lowest validation bits/dim; last.keras, the latest epoch
+    backup/       BackupAndRestore state (epoch counter, weights, optimizer)
+    logs/         TensorBoard (losses in bits/dim, sample grids)
+    history.csv   one row per epoch
+    samples/      sample grids as PNG
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import time
+
+import keras
+
+from keras_pixelcnn import data as data_lib
+from keras_pixelcnn.callbacks import AtomicModelCheckpoint, SampleGrid, StopOnNaN, TrainingDiverged
+from keras_pixelcnn.images import write_json
+from keras_pixelcnn.likelihood import loss_and_metric
+from keras_pixelcnn.models import build_model, config_class
+from keras_pixelcnn.pipeline import Preprocessing, make_dataset
+
+STRATEGIES = ("auto", "default", "mirrored")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (stored as `config.json`).
+
+    Attributes:
+        dataset, data_dir: see `keras_pixelcnn.data.load`.
+        model: architecture name; filters, num_layers, model_options: its hyperparameters.
+        epochs, steps_per_epoch, batch_size, learning_rate: optimisation (Adam).
+        conditional: condition on class labels.
+        seed: weights, shuffling and sample grids.
+        strategy: "auto" (MirroredStrategy over all GPUs when there are several),
+            "default" (one device) or "mirrored"; devices: explicit device names for it.
+        validation_fraction: tail of the train split held out for model selection.
+        validation_images: cap on validation images per epoch (None: all).
+        crop, image_size, levels: preprocessing.
+        sample_images: images in the per-epoch sample grid (0: none).
+        mixed_precision: "auto" (float16 on GPU), "on" or "off".
+    """
+
+    dataset: str = "fashion_mnist"
+    data_dir: str | None = None
+    model: str = "pixelcnn"
+    filters: int | None = None
+    num_layers: int | None = None
+    model_options: dict = dataclasses.field(default_factory=dict)
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    conditional: bool = False
+    seed: int = 0
+    strategy: str = "auto"
+    devices: tuple | None = None
+    validation_fraction: float = 0.1
+    validation_images: int | None = None
+    crop: int | None = None
+    image_size: int | None = None
+    levels: int = 256
+    sample_images: int = 16
+    mixed_precision: str = "auto"
+
+    def __post_init__(self):
+        config_class(self.model)  # unknown architecture -> ValueError
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"Expected strategy in {STRATEGIES}. Received: strategy={self.strategy!r}")
+        if self.mixed_precision not in ("auto", "on", "off"):
+            raise ValueError(f"Expected mixed_precision auto|on|off. Received: {self.mixed_precision!r}")
+        if not 0 <= self.validation_fraction < 1:
+            raise ValueError(f"Expected validation_fraction in [0, 1). Received: {self.validation_fraction!r}")
+        for key in ("epochs", "batch_size"):
+            if not (isinstance(getattr(self, key), int) and getattr(self, key) > 0):
+                raise ValueError(f"Expected {key} to be a positive int. Received: {key}={getattr(self, key)!r}")
+        self.preprocessing()  # validate
+
+    @classmethod
+    def from_dict(cls, values):
+        """Build from a mapping (e.g. a `--config` JSON file); unknown keys are an error."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"Unknown training option(s) {unknown}; expected some of {sorted(names)}")
+        values = dict(values)
+        if values.get("devices") is not None:
+            values["devices"] = tuple(values["devices"])
+        return cls(**values)
+
+    def to_dict(self):
+        values = dataclasses.asdict(self)
+        values["devices"] = None if self.devices is None else list(self.devices)
+        return values
+
+    def preprocessing(self):
+        return Preprocessing(crop=self.crop, image_size=self.image_size, levels=self.levels)
+
+
+def make_strategy(name, devices=None):
+    """The `tf.distribute` strategy for `name` (see `TrainConfig.strategy`)."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and (len(gpus) > 1 or devices)):
+        return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
+    return tf.distribute.get_strategy()
+
+
+def _split_sources(config):
+    """Training and validation sources: the train split minus its held-out tail."""
+    if config.validation_fraction == 0:
+        return data_lib.load(config.dataset, "train", config.data_dir), None
+    held_out = round(100 * config.validation_fraction)
+    train = data_lib.load(config.dataset, f"train[:{100 - held_out}%]", config.data_dir)
+    validation = data_lib.load(config.dataset, f"train[{100 - held_out}%:]", config.data_dir)
+    return train, validation
+
+
+def _versions():
+    import numpy
+    import tensorflow as tf
+
+    import keras_pixelcnn
+
+    return {"keras_pixelcnn": keras_pixelcnn.__version__, "keras": keras.__version__,
+            "tensorflow": tf.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
+            "backend": keras.backend.backend()}
+
+
+def _prepare_run_dir(config, run_dir):
+    """Create the run dir or check that an existing one was made by the same config."""
+    path = os.path.join(run_dir, "config.json")
+    if os.path.exists(path):
+        with open(path) as handle:
+            saved = json.load(handle)
+        if saved != config.to_dict():
+            changed = sorted(k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k))
+            raise ValueError(f"{run_dir} holds a run with a different config (differs in {changed}); "
+                             "use another --out or the same options to resume")
+        return True
+    os.makedirs(run_dir, exist_ok=True)
+    write_json(path, config.to_dict())
+    return False
+
+
+def _set_precision(config):
+    import tensorflow as tf
+
+    on = config.mixed_precision == "on" or (config.mixed_precision == "auto" and tf.config.list_logical_devices("GPU"))
+    keras.config.set_dtype_policy("mixed_float16" if on else "float32")
+
+
+def fit(config, run_dir, verbose="auto"):
+    """Train (or resume) a run. Returns the Keras `History` (None if the run was already complete).
+
+    Raises:
+        keras_pixelcnn.data.DataError: dataset problems.
+        ValueError: bad options, or a run dir made by another config.
+        TrainingDiverged: the loss became NaN.
+    """
+    keras.utils.set_random_seed(config.seed)
+    _set_precision(config)
+    # Read the data before touching the run dir, so a bad dataset leaves nothing behind.
+    train, validation = _split_sources(config)
+    preprocessing = config.preprocessing()
+    image_shape = preprocessing.output_shape(train.image_shape)
+    num_classes = train.num_classes if config.conditional else None
+    if config.conditional and num_classes is None:
+        raise ValueError(f"Dataset {config.dataset!r} has no class labels; drop --conditional")
+    resuming = _prepare_run_dir(config, run_dir)
+    status_path = os.path.join(run_dir, "run.json")
+    if resuming and os.path.exists(status_path):
+        with open(status_path) as handle:
+            if json.load(handle).get("completed"):
+                return None
+    strategy = make_strategy(config.strategy, config.devices)
+    status = {"versions": _versions(), "data": {"train": train.origin, "split": train.split,
+              "examples": train.num_examples}, "image_shape": list(image_shape),
+              "num_classes": num_classes, "replicas": strategy.num_replicas_in_sync,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "completed": False}
+    write_json(status_path, status)
+
+    with strategy.scope():
+        model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
+                            **config.model_options)
+        loss, metric = loss_and_metric(model)
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=[metric])
+
+    repeat = config.steps_per_epoch is not None
+    train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,
+                              shuffle=True, repeat=repeat, seed=config.seed, drop_remainder=True)
+    validation_data = None
+    if validation is not None:
+        validation_data = make_dataset(validation, preprocessing, config.batch_size,
+                                       conditional=config.conditional, limit=config.validation_images)
+    nan_stop = StopOnNaN()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        nan_stop,
+        AtomicModelCheckpoint(run_dir, "val_bits_per_dim" if validation is not None else "bits_per_dim"),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
+    ]
+    if config.sample_images:
+        callbacks.append(SampleGrid(run_dir, config.sample_images, config.seed, num_classes))
+    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+                        validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False)
+    if nan_stop.where is not None:
+        epoch, batch, value = nan_stop.where
+        raise TrainingDiverged(f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}; "
+                               "lower --learning-rate or check the data")
+    status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    write_json(status_path, status)
+    return history
+
+
+def load_run(run_dir, which="best"):
+    """The run's config and its `best` (or `last`) model.
+
+    Raises:
+        ValueError: no such run, or a model file that cannot be read.
+    """
+    config_path = os.path.join(run_dir, "config.json")
+    if not os.path.exists(config_path):
+        raise ValueError(f"Not a run directory (no config.json): {run_dir}")
+    with open(config_path) as handle:
+        config = TrainConfig.from_dict(json.load(handle))
+    path = os.path.join(run_dir, f"{which}.keras")
+    if not os.path.exists(path):
+        path = os.path.join(run_dir, "last.keras")
+    if not os.path.exists(path):
+        raise ValueError(f"{run_dir} has no saved model yet (train at least one epoch)")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # a corrupt zip, a truncated file, an unknown layer
+        raise ValueError(f"Cannot load {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+    return config, model
+
+
+def evaluate(run_dir, dataset=None, split="test", limit=None, batch_size=256, data_dir=None):
+    """Exact test bits/dim of a run's best model over a split (all of it unless `limit`).
+
+    Returns:
+        dict with `bits_per_dim`, `nats_per_image`, `num_images`, `dataset`, `split`.
+    """
+    config, model = load_run(run_dir)
+    name = dataset or config.dataset
+    source = data_lib.load(name, split, data_dir if data_dir is not None else
+                           (config.data_dir if name == config.dataset else None))
+    preprocessing = config.preprocessing()
+    expected = tuple(model.inputs[0].shape[1:])
+    if preprocessing.output_shape(source.image_shape) != expected:
+        raise ValueError(f"{name} images become {preprocessing.output_shape(source.image_shape)} "
+                         f"but the model expects {expected}")
+    conditional = len(model.inputs) == 2
+    loss, metric = loss_and_metric(model)
+    model.compile(loss=loss, metrics=[metric])
+    dataset_ = make_dataset(source, preprocessing, batch_size, conditional=conditional, limit=limit)
+    result = model.evaluate(dataset_, verbose=0, return_dict=True)
+    count = min(limit, source.num_examples) if limit else source.num_examples
+    dims = expected[0] * expected[1] * expected[2]
+    return {"bits_per_dim": float(result["bits_per_dim"]), "nats_per_image": float(result["loss"]) * dims,
+            "num_images": count, "dataset": name, "split": split}
