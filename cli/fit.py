@@ -42,14 +42,24 @@ def _with_options(command):
 @click.option("--conditional/--unconditional", default=None, help="Condition on class labels.")
 @click.option("--backend", type=click.Choice(["tensorflow", "jax"]), default=None,
               help="Keras backend (jax: multi-host with keras.distribution). [tensorflow]")
+@click.option("--coordinator", default=None, help="JAX multi-process: host:port of process 0.")
+@click.option("--num-processes", type=int, default=1, show_default=True, help="JAX multi-process: process count.")
+@click.option("--process-id", type=int, default=0, show_default=True, help="JAX multi-process: this process.")
 @_with_options
-def fit(run_dir, config_file, backend, **flags):
+def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, **flags):
     """Train a model into RUN_DIR (--out); re-running the same command resumes it."""
     import keras
 
     if backend is not None and backend != keras.backend.backend():
         env = dict(os.environ, KERAS_BACKEND=backend)
         os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
+
+    if num_processes > 1:
+        if keras.backend.backend() != "jax":
+            raise click.UsageError("--num-processes > 1 needs --backend jax (Keras 3 has no multi-worker tf.distribute)")
+        from keras_pixelcnn.training_jax import initialize
+
+        initialize(coordinator, num_processes, process_id)
 
     from keras_pixelcnn.callbacks import TrainingDiverged
     from keras_pixelcnn.training import TrainConfig

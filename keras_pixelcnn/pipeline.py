@@ -48,11 +48,11 @@ class Preprocessing:
             top, left = self._offsets(images.shape[1:])
             images = images[:, top:top + self.crop, left:left + self.crop]
         if self.image_size is not None:
-            from keras import ops
-
-            size = (self.image_size, self.image_size)
-            resized = ops.image.resize(images.astype(np.float32), size, interpolation="area")
-            images = np.clip(np.round(ops.convert_to_numpy(resized)), 0, 255).astype(np.uint8)
+            rows = _area_weights(images.shape[1], self.image_size)
+            cols = _area_weights(images.shape[2], self.image_size)
+            # (N, H, W, C) -> (N, S, S, C): each output pixel averages the input area it covers
+            resized = np.einsum("ih,nhwc,jw->nijc", rows, images.astype(np.float64), cols)
+            images = np.clip(np.round(resized), 0, 255).astype(np.uint8)
         return quantize(images, self.levels).astype(np.uint8)
 
     def apply_tensor(self, image, image_shape):
@@ -66,6 +66,15 @@ class Preprocessing:
             resized = tf.image.resize(tf.cast(image, tf.float32), (self.image_size, self.image_size), "area")
             image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
         return tf.cast(quantize(tf.cast(image, tf.int32), self.levels), tf.uint8)
+
+
+def _area_weights(size_in, size_out):
+    """`(size_out, size_in)` matrix: the share of each input pixel in each output pixel."""
+    scale = size_in / size_out
+    starts = np.arange(size_out)[:, None] * scale
+    pixels = np.arange(size_in)[None, :]
+    overlap = np.clip(np.minimum(starts + scale, pixels + 1) - np.maximum(starts, pixels), 0, None)
+    return overlap / scale
 
 
 def quantize(images, levels):

@@ -11,6 +11,8 @@ A run directory holds:
 """
 
 import dataclasses
+import importlib
+import importlib.util
 import json
 import os
 import platform
@@ -123,15 +125,22 @@ def _split_sources(config):
     return train, validation
 
 
+def _has_tensorflow():
+    return importlib.util.find_spec("tensorflow") is not None
+
+
 def _versions():
     import numpy
-    import tensorflow as tf
 
     import keras_pixelcnn
 
-    return {"keras_pixelcnn": keras_pixelcnn.__version__, "keras": keras.__version__,
-            "tensorflow": tf.__version__, "numpy": numpy.__version__, "python": platform.python_version(),
-            "backend": keras.backend.backend()}
+    versions = {"keras_pixelcnn": keras_pixelcnn.__version__, "keras": keras.__version__,
+                "numpy": numpy.__version__, "python": platform.python_version(),
+                "backend": keras.backend.backend()}
+    for module in ("tensorflow", "jax"):
+        if importlib.util.find_spec(module) is not None:
+            versions[module] = importlib.import_module(module).__version__
+    return versions
 
 
 def _prepare_run_dir(config, run_dir):
@@ -157,67 +166,109 @@ def _set_precision(config):
     keras.config.set_dtype_policy("mixed_float16" if on else "float32")
 
 
+def _prepare(config, run_dir, write=True):
+    """Load and check the data, then create or check the run dir (only when `write`).
+
+    Returns:
+        `(train, validation, image_shape, num_classes, status)`; `status` is
+        None when the run is already complete.
+    """
+    keras.utils.set_random_seed(config.seed)
+    # Read the data before touching the run dir, so a bad dataset leaves nothing behind.
+    train, validation = _split_sources(config)
+    image_shape = config.preprocessing().output_shape(train.image_shape)
+    num_classes = train.num_classes if config.conditional else None
+    if config.conditional and num_classes is None:
+        raise ValueError(f"Dataset {config.dataset!r} has no class labels; drop --conditional")
+    status_path = os.path.join(run_dir, "run.json")
+    status = {"versions": _versions(), "data": {"train": train.origin, "split": train.split,
+              "examples": train.num_examples}, "image_shape": list(image_shape),
+              "num_classes": num_classes, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "completed": False}
+    if write:
+        if _prepare_run_dir(config, run_dir) and os.path.exists(status_path):
+            with open(status_path) as handle:
+                if json.load(handle).get("completed"):
+                    return train, validation, image_shape, num_classes, None
+        write_json(status_path, status)
+    return train, validation, image_shape, num_classes, status
+
+
+def _compiled_model(config, image_shape, num_classes):
+    model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
+                        **config.model_options)
+    loss, metric = loss_and_metric(model)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=[metric])
+    return model
+
+
+def _callbacks(config, run_dir, has_validation, num_classes, backup_dir, checkpoint_dir=None):
+    """Resume, NaN stop, checkpoints, and (on the main process) CSV, TensorBoard, sample grids.
+
+    `checkpoint_dir` is where `.keras` files go; another process of a
+    multi-process job passes a scratch dir, since saving replicated arrays is
+    a collective step that every process must join.
+    """
+    nan_stop = StopOnNaN()
+    monitor = "val_bits_per_dim" if has_validation else "bits_per_dim"
+    callbacks = [keras.callbacks.BackupAndRestore(backup_dir), nan_stop,
+                 AtomicModelCheckpoint(checkpoint_dir or run_dir, monitor)]
+    if checkpoint_dir is None:
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True))
+        if _has_tensorflow():
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
+            if config.sample_images and keras.backend.backend() == "tensorflow":  # the sampler is TF
+                callbacks.append(SampleGrid(run_dir, config.sample_images, config.seed, num_classes))
+    return callbacks, nan_stop
+
+
+def _finish(run_dir, status, nan_stop, write=True):
+    if nan_stop.where is not None:
+        epoch, batch, value = nan_stop.where
+        raise TrainingDiverged(f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}; "
+                               "lower --learning-rate or check the data")
+    if write:
+        status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        write_json(os.path.join(run_dir, "run.json"), status)
+
+
 def fit(config, run_dir, verbose="auto"):
-    """Train (or resume) a run. Returns the Keras `History` (None if the run was already complete).
+    """Train (or resume) a run with `model.fit` under a `tf.distribute` strategy.
+
+    With the JAX backend this hands over to `keras_pixelcnn.training_jax.fit`.
+
+    Returns:
+        The Keras `History`, or None if the run was already complete.
 
     Raises:
         keras_pixelcnn.data.DataError: dataset problems.
         ValueError: bad options, or a run dir made by another config.
         TrainingDiverged: the loss became NaN.
     """
-    keras.utils.set_random_seed(config.seed)
+    if keras.backend.backend() == "jax":
+        from keras_pixelcnn import training_jax
+
+        return training_jax.fit(config, run_dir, verbose=verbose)
+    train, validation, image_shape, num_classes, status = _prepare(config, run_dir)
+    if status is None:
+        return None
     _set_precision(config)
-    # Read the data before touching the run dir, so a bad dataset leaves nothing behind.
-    train, validation = _split_sources(config)
-    preprocessing = config.preprocessing()
-    image_shape = preprocessing.output_shape(train.image_shape)
-    num_classes = train.num_classes if config.conditional else None
-    if config.conditional and num_classes is None:
-        raise ValueError(f"Dataset {config.dataset!r} has no class labels; drop --conditional")
-    resuming = _prepare_run_dir(config, run_dir)
-    status_path = os.path.join(run_dir, "run.json")
-    if resuming and os.path.exists(status_path):
-        with open(status_path) as handle:
-            if json.load(handle).get("completed"):
-                return None
     strategy = make_strategy(config.strategy, config.devices)
-    status = {"versions": _versions(), "data": {"train": train.origin, "split": train.split,
-              "examples": train.num_examples}, "image_shape": list(image_shape),
-              "num_classes": num_classes, "replicas": strategy.num_replicas_in_sync,
-              "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "completed": False}
-    write_json(status_path, status)
-
+    status["replicas"] = strategy.num_replicas_in_sync
     with strategy.scope():
-        model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
-                            **config.model_options)
-        loss, metric = loss_and_metric(model)
-        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=[metric])
-
-    repeat = config.steps_per_epoch is not None
+        model = _compiled_model(config, image_shape, num_classes)
+    preprocessing = config.preprocessing()
     train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,
-                              shuffle=True, repeat=repeat, seed=config.seed, drop_remainder=True)
+                              shuffle=True, repeat=config.steps_per_epoch is not None, seed=config.seed,
+                              drop_remainder=True)
     validation_data = None
     if validation is not None:
         validation_data = make_dataset(validation, preprocessing, config.batch_size,
                                        conditional=config.conditional, limit=config.validation_images)
-    nan_stop = StopOnNaN()
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        nan_stop,
-        AtomicModelCheckpoint(run_dir, "val_bits_per_dim" if validation is not None else "bits_per_dim"),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")),
-    ]
-    if config.sample_images:
-        callbacks.append(SampleGrid(run_dir, config.sample_images, config.seed, num_classes))
+    callbacks, nan_stop = _callbacks(config, run_dir, validation is not None, num_classes,
+                                     os.path.join(run_dir, "backup"))
     history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
                         validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False)
-    if nan_stop.where is not None:
-        epoch, batch, value = nan_stop.where
-        raise TrainingDiverged(f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}; "
-                               "lower --learning-rate or check the data")
-    status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    write_json(status_path, status)
+    _finish(run_dir, status, nan_stop)
     return history
 
 
