@@ -85,6 +85,33 @@ def quantize(images, levels):
     return (as_int * levels // 256) * 255 // (levels - 1)
 
 
+def _array_dataset(images, labels, shuffle, repeat, seed):
+    """Elements of in-memory arrays; shuffled by a stateless permutation per epoch.
+
+    `index_shuffle` depends only on (seed, pass), so the order is the same
+    under any `tf.distribute` strategy (a `Dataset.shuffle` is re-seeded when
+    a strategy clones the pipeline) and each pass sees every image once. The
+    pass counter lives in the element index, so shuffle with `repeat=True`
+    (without it, every iteration replays the first permutation).
+    """
+    import tensorflow as tf
+
+    count = len(images)
+    if not shuffle:
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        return dataset.repeat() if repeat else dataset
+    images, labels = tf.constant(images), tf.constant(labels)
+
+    def element(step):
+        epoch, position = step // count, step % count
+        index = tf.random.experimental.index_shuffle(
+            position, tf.stack([tf.cast(seed, tf.int64), epoch]), count - 1)
+        return tf.gather(images, index), tf.gather(labels, index)
+
+    steps = tf.data.Dataset.range(count) if not repeat else tf.data.Dataset.range(2**62)
+    return steps.map(element, num_parallel_calls=tf.data.AUTOTUNE)
+
+
 def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=False, repeat=False,
                  seed=0, limit=None, drop_remainder=False):
     """A batched `tf.data.Dataset` of `(inputs, images)` pairs for `model.fit`/`evaluate`.
@@ -111,18 +138,18 @@ def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=Fals
     if source.tf_dataset is None:
         images = preprocessing.apply_numpy(source.images[:limit])
         labels = np.zeros(len(images), np.int32) if source.labels is None else source.labels[:limit]
-        dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+        dataset = _array_dataset(images, labels.astype(np.int32), shuffle, repeat, seed)
     else:
         dataset = source.tf_dataset.take(limit if limit is not None else -1)
         dataset = dataset.map(
             lambda image, label: (preprocessing.apply_tensor(image, source.image_shape), tf.cast(label, tf.int32)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        dataset = dataset.cache()  # decode TFDS records once; arrays are already in memory
-    if shuffle:
-        dataset = dataset.shuffle(min(source.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+        dataset = dataset.cache()  # decode TFDS records once
+        if shuffle:
+            dataset = dataset.shuffle(min(source.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
 
     def to_pair(images, labels):

@@ -257,16 +257,17 @@ def fit(config, run_dir, verbose="auto"):
     with strategy.scope():
         model = _compiled_model(config, image_shape, num_classes)
     preprocessing = config.preprocessing()
+    # Always repeat: the stateless shuffle then draws a new permutation per pass over the data.
     train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,
-                              shuffle=True, repeat=config.steps_per_epoch is not None, seed=config.seed,
-                              drop_remainder=True)
+                              shuffle=True, repeat=True, seed=config.seed, drop_remainder=True)
+    steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
     validation_data = None
     if validation is not None:
         validation_data = make_dataset(validation, preprocessing, config.batch_size,
                                        conditional=config.conditional, limit=config.validation_images)
     callbacks, nan_stop = _callbacks(config, run_dir, validation is not None, num_classes,
                                      os.path.join(run_dir, "backup"))
-    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=config.steps_per_epoch,
+    history = model.fit(train_data, epochs=config.epochs, steps_per_epoch=steps,
                         validation_data=validation_data, callbacks=callbacks, verbose=verbose, shuffle=False)
     _finish(run_dir, status, nan_stop)
     return history

@@ -1,0 +1,174 @@
+"""Training runs on real Fashion-MNIST, resized to 8x8 so each fit takes seconds."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pixelcnn as kp
+from keras_pixelcnn import callbacks as callbacks_lib
+from keras_pixelcnn import data
+from keras_pixelcnn.training import TrainConfig, evaluate, fit, load_run
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(os.path.join(data.FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
+    reason="apt-get install -y dataset-fashion-mnist (.ci/run installs it)",
+)
+
+TINY = dict(image_size=8, filters=8, num_layers=1, batch_size=8, validation_images=32, sample_images=0)
+
+
+def _epochs(run_dir):
+    with open(os.path.join(run_dir, "history.csv")) as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def test_tiny_fit_writes_the_run_dir(tmp_path):
+    config = TrainConfig(epochs=1, steps_per_epoch=2, conditional=True, **dict(TINY, sample_images=2))
+    history = fit(config, str(tmp_path), verbose=0)
+    assert set(history.history) >= {"bits_per_dim", "loss", "val_bits_per_dim"}
+    names = set(os.listdir(tmp_path))
+    assert {"config.json", "run.json", "best.keras", "last.keras", "best.json", "history.csv", "logs",
+            "samples"} <= names
+    assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict()
+    status = json.loads((tmp_path / "run.json").read_text())
+    assert status["completed"] and status["data"]["train"] == data.FASHION_MNIST_DIR
+    assert status["versions"]["keras"] == keras.__version__
+    assert os.listdir(tmp_path / "samples") == ["epoch_001.png"]
+    assert any(name.startswith("events") for name in os.listdir(tmp_path / "logs" / "train"))
+    assert not [name for name in names if name.startswith(".tmp-")]
+    _, model = load_run(str(tmp_path))
+    assert model.inputs[0].shape[1:] == (8, 8, 1) and len(model.inputs) == 2
+
+
+def test_rerun_resumes_after_a_crash_with_the_saved_weights(tmp_path, monkeypatch):
+    config = TrainConfig(epochs=3, steps_per_epoch=3, **TINY)
+    original = callbacks_lib.StopOnNaN.on_train_batch_end
+
+    def crash_in_second_epoch(self, batch, logs=None):
+        if self._epoch == 1 and batch == 1:
+            raise KeyboardInterrupt("simulated crash")
+        original(self, batch, logs)
+
+    monkeypatch.setattr(callbacks_lib.StopOnNaN, "on_train_batch_end", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, str(tmp_path), verbose=0)
+    monkeypatch.setattr(callbacks_lib.StopOnNaN, "on_train_batch_end", original)
+    assert _epochs(tmp_path) == [0]
+    saved = keras.saving.load_model(tmp_path / "last.keras").get_weights()
+
+    restored = {}
+    original_begin = callbacks_lib.AtomicModelCheckpoint.on_train_begin
+
+    def record(self, logs=None):
+        restored["weights"] = self.model.get_weights()  # runs after BackupAndRestore restored
+        original_begin(self, logs)
+
+    monkeypatch.setattr(callbacks_lib.AtomicModelCheckpoint, "on_train_begin", record)
+    history = fit(config, str(tmp_path), verbose=0)
+    assert len(history.history["loss"]) == 2  # epochs 2 and 3 only
+    assert _epochs(tmp_path) == [0, 1, 2]
+    for got, want in zip(restored["weights"], saved):
+        np.testing.assert_array_equal(got, want)
+    assert fit(config, str(tmp_path), verbose=0) is None  # complete: nothing to do
+
+
+def test_kill_9_mid_epoch_loses_at_most_that_epoch(tmp_path):
+    run_dir = str(tmp_path / "run")
+    command = [sys.executable, "-m", "keras_pixelcnn.cli.main", "fit", "--out", run_dir, "--epochs", "3",
+               "--steps-per-epoch", "150", "--image-size", "8", "--filters", "8", "--num-layers", "1",
+               "--batch-size", "8", "--validation-images", "16", "--sample-images", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = os.path.join(run_dir, "history.csv")
+    deadline = time.time() + 240
+    while time.time() < deadline and not (os.path.exists(history) and _epochs(run_dir)):
+        time.sleep(0.05)
+    time.sleep(0.3)  # into epoch 2
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = _epochs(run_dir)
+    assert done_before in ([0], [0, 1]), done_before
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert _epochs(run_dir) == [0, 1, 2]
+
+
+def test_a_different_config_in_the_same_run_dir_is_refused(tmp_path):
+    fit(TrainConfig(epochs=1, steps_per_epoch=1, **TINY), str(tmp_path), verbose=0)
+    with pytest.raises(ValueError, match=r"differs in \['learning_rate'\]"):
+        fit(TrainConfig(epochs=1, steps_per_epoch=1, learning_rate=0.5, **TINY), str(tmp_path), verbose=0)
+
+
+def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
+    from keras_pixelcnn import likelihood
+
+    original = likelihood._mean_nll
+    monkeypatch.setattr(likelihood, "_mean_nll", lambda *args: original(*args) * float("nan"))
+    with pytest.raises(callbacks_lib.TrainingDiverged, match="loss became nan at epoch 1, batch 1"):
+        fit(TrainConfig(epochs=3, steps_per_epoch=3, **TINY), str(tmp_path), verbose=0)
+    assert _epochs(tmp_path) == [0]  # stopped in the first epoch, not after all three
+
+
+def test_evaluate_is_exact_over_the_split(tmp_path):
+    fit(TrainConfig(epochs=1, steps_per_epoch=2, **TINY), str(tmp_path), verbose=0)
+    result = evaluate(str(tmp_path), split="test", limit=300, batch_size=64)
+    _, model = load_run(str(tmp_path))
+    images = TrainConfig(**TINY).preprocessing().apply_numpy(data.load("fashion_mnist", "test").images[:300])
+    assert result["num_images"] == 300
+    np.testing.assert_allclose(result["bits_per_dim"], kp.bits_per_dim(model, images).mean(), rtol=1e-5)
+
+
+MIRRORED = textwrap.dedent("""
+    import json, sys, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    from keras_pixelcnn.training import TrainConfig, fit
+    common = dict(epochs=1, steps_per_epoch=1, image_size=8, filters=8, num_layers=1, batch_size=16,
+                  validation_fraction=0.0, sample_images=0)
+    single = fit(TrainConfig(strategy="default", **common), sys.argv[1] + "/one", verbose=0)
+    mirrored = fit(TrainConfig(strategy="mirrored", devices=("/cpu:0", "/cpu:1"), **common),
+                   sys.argv[1] + "/two", verbose=0)
+    print(json.dumps([single.history["loss"][0], mirrored.history["loss"][0]]))
+""")
+
+
+def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    single, mirrored = json.loads(result.stdout.strip().splitlines()[-1])
+    assert abs(single - mirrored) < 1e-5, (single, mirrored)
+    assert json.loads((tmp_path / "two" / "run.json").read_text())["replicas"] == 2
+    one = keras.saving.load_model(tmp_path / "one" / "last.keras").get_weights()
+    two = keras.saving.load_model(tmp_path / "two" / "last.keras").get_weights()
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_two_process_jax_distributed_run_completes_a_step(tmp_path):
+    pytest.importorskip("jax")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run_dir = str(tmp_path / "run")
+    base = [sys.executable, "-m", "keras_pixelcnn.cli.main", "fit", "--backend", "jax", "--out", run_dir,
+            "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--epochs", "1",
+            "--steps-per-epoch", "1", "--image-size", "8", "--filters", "8", "--num-layers", "1",
+            "--batch-size", "8", "--validation-images", "16"]
+    processes = [subprocess.Popen(base + ["--process-id", str(i)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][-3000:]
+    assert _epochs(run_dir) == [0]
+    status = json.loads(open(os.path.join(run_dir, "run.json")).read())
+    assert status["versions"]["backend"] == "jax" and status["completed"]
