@@ -27,6 +27,7 @@ _OPTIONS = [
     ("--levels", int, "Quantise to N grey levels. [256]"),
     ("--sample-images", int, "Images in the per-epoch sample grid, 0 for none. [16]"),
     ("--mixed-precision", click.Choice(["auto", "on", "off"]), "float16 compute. [auto: on GPU]"),
+    ("--jit-compile", click.Choice(["auto", "on", "off"]), "XLA (TensorFlow backend). [auto: on GPU]"),
 ]
 
 

@@ -54,6 +54,32 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
                        {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best})
 
 
+class BitsPerDimFromLoss(keras.callbacks.Callback):
+    """Add `bits_per_dim` (and `val_bits_per_dim`) = loss / ln 2 to the logs.
+
+    The training loss is the mean negative log-likelihood per sub-pixel in
+    nats, so this reports bits/dim at no cost, where a `BitsPerDim` metric
+    would compute the likelihood a second time (about a third of a CPU step).
+    Put it before the callbacks that read the logs.
+    """
+
+    def _add(self, logs):
+        if logs is None:
+            return
+        for prefix in ("", "val_"):
+            if f"{prefix}loss" in logs:
+                logs[f"{prefix}bits_per_dim"] = float(logs[f"{prefix}loss"]) / math.log(2.0)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._add(logs)
+
+    def on_test_end(self, logs=None):
+        self._add(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._add(logs)
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stop at the first non-finite loss and remember where, for a clear error."""
 

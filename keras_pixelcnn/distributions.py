@@ -52,9 +52,13 @@ class Categorical:
             params: logits `(B, H, W, C*256)`.
             images: integer values in [0, 255], `(B, H, W, C)`.
         """
-        log_p = self.log_probs_all(params)
-        index = ops.expand_dims(ops.cast(images, "int32"), -1)
-        return ops.squeeze(ops.take_along_axis(log_p, index, axis=-1), -1)
+        shape = ops.shape(params)
+        # (B, H, W, C*256) -> (B, H, W, C, 256)
+        logits = ops.reshape(params, (shape[0], shape[1], shape[2], self.channels, NUM_LEVELS))
+        # The fused cross-entropy (one kernel, dense gradient) trains ~2x faster on CPU
+        # than log_softmax + take_along_axis, whose gradient is a scatter.
+        return -ops.sparse_categorical_crossentropy(ops.cast(images, "int32"), at_least_float32(logits),
+                                                    from_logits=True)
 
     noise_size = NUM_LEVELS
 

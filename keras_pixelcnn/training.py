@@ -21,7 +21,8 @@ import time
 import keras
 
 from keras_pixelcnn import data as data_lib
-from keras_pixelcnn.callbacks import AtomicModelCheckpoint, SampleGrid, StopOnNaN, TrainingDiverged
+from keras_pixelcnn.callbacks import (AtomicModelCheckpoint, BitsPerDimFromLoss, SampleGrid, StopOnNaN,
+                                      TrainingDiverged)
 from keras_pixelcnn.images import write_json
 from keras_pixelcnn.likelihood import loss_and_metric
 from keras_pixelcnn.models import build_model, config_class
@@ -47,6 +48,7 @@ class TrainConfig:
         crop, image_size, levels: preprocessing.
         sample_images: images in the per-epoch sample grid (0: none).
         mixed_precision: "auto" (float16 on GPU), "on" or "off".
+        jit_compile: XLA for the TensorFlow backend: "auto" (on GPU only), "on" or "off".
     """
 
     dataset: str = "fashion_mnist"
@@ -70,13 +72,15 @@ class TrainConfig:
     levels: int = 256
     sample_images: int = 16
     mixed_precision: str = "auto"
+    jit_compile: str = "auto"
 
     def __post_init__(self):
         config_class(self.model)  # unknown architecture -> ValueError
         if self.strategy not in STRATEGIES:
             raise ValueError(f"Expected strategy in {STRATEGIES}. Received: strategy={self.strategy!r}")
-        if self.mixed_precision not in ("auto", "on", "off"):
-            raise ValueError(f"Expected mixed_precision auto|on|off. Received: {self.mixed_precision!r}")
+        for key in ("mixed_precision", "jit_compile"):
+            if getattr(self, key) not in ("auto", "on", "off"):
+                raise ValueError(f"Expected {key} auto|on|off. Received: {key}={getattr(self, key)!r}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"Expected validation_fraction in [0, 1). Received: {self.validation_fraction!r}")
         for key in ("epochs", "batch_size"):
@@ -196,9 +200,26 @@ def _prepare(config, run_dir, write=True):
 def _compiled_model(config, image_shape, num_classes):
     model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
                         **config.model_options)
-    loss, metric = loss_and_metric(model)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss, metrics=[metric])
+    loss, _ = loss_and_metric(model)
+    # bits/dim comes from the loss (BitsPerDimFromLoss), not from a metric that recomputes it.
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
+                  jit_compile=_resolve_jit(config.jit_compile))
     return model
+
+
+def _resolve_jit(setting):
+    """XLA for the TensorFlow backend: "auto" compiles on GPU only.
+
+    On CPU the fused softmax cross-entropy runs about 2x slower under XLA
+    (benchmarks/train_throughput.py); the JAX backend always compiles.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return "auto"
+    if setting == "auto":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    return setting == "on"
 
 
 def _callbacks(config, run_dir, has_validation, num_classes, backup_dir, checkpoint_dir=None):
@@ -210,7 +231,7 @@ def _callbacks(config, run_dir, has_validation, num_classes, backup_dir, checkpo
     """
     nan_stop = StopOnNaN()
     monitor = "val_bits_per_dim" if has_validation else "bits_per_dim"
-    callbacks = [keras.callbacks.BackupAndRestore(backup_dir), nan_stop,
+    callbacks = [BitsPerDimFromLoss(), keras.callbacks.BackupAndRestore(backup_dir), nan_stop,
                  AtomicModelCheckpoint(checkpoint_dir or run_dir, monitor)]
     if checkpoint_dir is None:
         callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True))
