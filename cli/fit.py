@@ -52,7 +52,8 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
     import keras
 
     if backend is not None and backend != keras.backend.backend():
-        env = dict(os.environ, KERAS_BACKEND=backend)
+        # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
+        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
         os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
 
     if num_processes > 1:

@@ -1,12 +1,13 @@
 """Training callbacks that Keras does not ship: atomic checkpoints, NaN stop, sample grids."""
 
+import json
 import math
 import os
 
 import keras
 import numpy as np
 
-from keras_pixelcnn.images import atomic_path, make_grid, save_png
+from keras_pixelcnn.images import atomic_path, make_grid, save_png, write_json
 
 
 class TrainingDiverged(RuntimeError):
@@ -33,8 +34,6 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         best_path = os.path.join(self.directory, "best.json")
         if os.path.exists(best_path):  # a resumed run keeps its best so far
-            import json
-
             with open(best_path) as handle:
                 self.best = json.load(handle)["value"]
 
@@ -43,8 +42,6 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
             self.model.save(temporary)
 
     def on_epoch_end(self, epoch, logs=None):
-        from keras_pixelcnn.images import write_json
-
         self._save("last.keras")
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:

@@ -19,14 +19,16 @@ def test_unknown_command_exits_2():
 
 import os  # noqa: E402
 import subprocess  # noqa: E402
-import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
 
-def _kpixel(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "keras_pixelcnn.cli.main", *args], capture_output=True,
-                          text=True, timeout=timeout)
+@pytest.fixture
+def runrun_kpixel(kpixel, tmp_path):
+    def run(*args, timeout=300):
+        return subprocess.run([*kpixel, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
+
+    return run
 
 
 def _error_line(result):
@@ -36,52 +38,52 @@ def _error_line(result):
     return lines[0]
 
 
-def test_unknown_dataset_is_one_line_exit_2_and_leaves_nothing(tmp_path):
+def test_unknown_dataset_is_one_line_exit_2_and_leaves_nothing(tmp_path, run_kpixel):
     out = tmp_path / "run"
-    result = _kpixel("fit", "--dataset", "no_such_dataset", "--out", str(out))
+    result = run_kpixel("fit", "--dataset", "no_such_dataset", "--out", str(out))
     assert result.returncode == 2
     assert "Unknown dataset 'no_such_dataset'" in _error_line(result)
     assert not out.exists()
 
 
-def test_missing_data_dir_names_the_apt_package(tmp_path):
-    result = _kpixel("fit", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"))
+def test_missing_data_dir_names_the_apt_package(tmp_path, run_kpixel):
+    result = run_kpixel("fit", "--data-dir", str(tmp_path), "--out", str(tmp_path / "run"))
     assert result.returncode == 2
     assert "dataset-fashion-mnist" in _error_line(result)
 
 
-def test_bad_option_value_and_bad_config_file(tmp_path):
-    result = _kpixel("fit", "--out", str(tmp_path / "a"), "--levels", "1")
+def test_bad_option_value_and_bad_config_file(tmp_path, run_kpixel):
+    result = run_kpixel("fit", "--out", str(tmp_path / "a"), "--levels", "1")
     assert result.returncode == 2 and "levels=1" in _error_line(result)
     config = tmp_path / "config.json"
     config.write_text('{"epochs": 1, "colour": "red"}')
-    result = _kpixel("fit", "--out", str(tmp_path / "b"), "--config", str(config))
+    result = run_kpixel("fit", "--out", str(tmp_path / "b"), "--config", str(config))
     assert result.returncode == 2 and "colour" in _error_line(result)
 
 
-def test_evaluate_errors(tmp_path):
-    result = _kpixel("evaluate", str(tmp_path / "missing"))
+def test_evaluate_errors(tmp_path, run_kpixel):
+    result = run_kpixel("evaluate", str(tmp_path / "missing"))
     assert result.returncode == 2 and "Not a run directory" in _error_line(result)
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text('{"epochs": 1}')
     (run / "best.keras").write_bytes(b"not a zip file")
-    result = _kpixel("evaluate", str(run))
+    result = run_kpixel("evaluate", str(run))
     assert result.returncode == 2 and "Cannot load" in _error_line(result)
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
                     reason="apt-get install -y dataset-fashion-mnist")
-def test_fit_then_evaluate_from_the_command_line(tmp_path):
+def test_fit_then_evaluate_from_the_command_line(tmp_path, run_kpixel):
     out = str(tmp_path / "run")
     args = ("fit", "--out", out, "--epochs", "1", "--steps-per-epoch", "2", "--image-size", "8",
             "--filters", "8", "--num-layers", "1", "--batch-size", "8", "--validation-images", "16",
             "--sample-images", "0")
-    result = _kpixel(*args)
+    result = run_kpixel(*args)
     assert result.returncode == 0, result.stderr[-2000:]
-    again = _kpixel(*args)
+    again = run_kpixel(*args)
     assert again.returncode == 0 and "already complete" in again.stdout
-    scored = _kpixel("evaluate", out, "--limit", "100")
+    scored = run_kpixel("evaluate", out, "--limit", "100")
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert scored.stdout.startswith("fashion_mnist[test]: ") and "over 100 images" in scored.stdout
     bits = float(scored.stdout.split(": ")[1].split()[0])

@@ -81,12 +81,12 @@ def test_rerun_resumes_after_a_crash_with_the_saved_weights(tmp_path, monkeypatc
     assert fit(config, str(tmp_path), verbose=0) is None  # complete: nothing to do
 
 
-def test_kill_9_mid_epoch_loses_at_most_that_epoch(tmp_path):
+def test_kill_9_mid_epoch_loses_at_most_that_epoch(tmp_path, kpixel):
     run_dir = str(tmp_path / "run")
-    command = [sys.executable, "-m", "keras_pixelcnn.cli.main", "fit", "--out", run_dir, "--epochs", "3",
+    command = [*kpixel, "fit", "--out", run_dir, "--epochs", "3",
                "--steps-per-epoch", "150", "--image-size", "8", "--filters", "8", "--num-layers", "1",
                "--batch-size", "8", "--validation-images", "16", "--sample-images", "0"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     history = os.path.join(run_dir, "history.csv")
     deadline = time.time() + 240
     while time.time() < deadline and not (os.path.exists(history) and _epochs(run_dir)):
@@ -96,7 +96,7 @@ def test_kill_9_mid_epoch_loses_at_most_that_epoch(tmp_path):
     process.wait()
     done_before = _epochs(run_dir)
     assert done_before in ([0], [0, 1]), done_before
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert _epochs(run_dir) == [0, 1, 2]
 
@@ -142,7 +142,7 @@ MIRRORED = textwrap.dedent("""
 
 def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path):
     result = subprocess.run([sys.executable, "-c", MIRRORED, str(tmp_path)], capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     single, mirrored = json.loads(result.stdout.strip().splitlines()[-1])
     assert abs(single - mirrored) < 1e-5, (single, mirrored)
@@ -153,7 +153,7 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_two_process_jax_distributed_run_completes_a_step(tmp_path):
+def test_two_process_jax_distributed_run_completes_a_step(tmp_path, kpixel):
     pytest.importorskip("jax")
     import socket
 
@@ -161,12 +161,12 @@ def test_two_process_jax_distributed_run_completes_a_step(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     run_dir = str(tmp_path / "run")
-    base = [sys.executable, "-m", "keras_pixelcnn.cli.main", "fit", "--backend", "jax", "--out", run_dir,
+    base = [*kpixel, "fit", "--backend", "jax", "--out", run_dir,
             "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2", "--epochs", "1",
             "--steps-per-epoch", "1", "--image-size", "8", "--filters", "8", "--num-layers", "1",
             "--batch-size", "8", "--validation-images", "16"]
     processes = [subprocess.Popen(base + ["--process-id", str(i)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True) for i in range(2)]
+                                  stderr=subprocess.STDOUT, text=True, cwd=tmp_path) for i in range(2)]
     outputs = [process.communicate(timeout=300)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs[0][-3000:]
     assert _epochs(run_dir) == [0]
