@@ -1,3 +1,7 @@
+import os
+import subprocess
+
+import pytest
 from click.testing import CliRunner
 
 from keras_pixelcnn.cli.main import cli
@@ -17,14 +21,8 @@ def test_unknown_command_exits_2():
     assert result.exit_code == 2
 
 
-import os  # noqa: E402
-import subprocess  # noqa: E402
-
-import pytest  # noqa: E402
-
-
 @pytest.fixture
-def runrun_kpixel(kpixel, tmp_path):
+def run_kpixel(kpixel, tmp_path):
     def run(*args, timeout=300):
         return subprocess.run([*kpixel, *args], capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
 
