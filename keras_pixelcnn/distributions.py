@@ -38,13 +38,6 @@ class Categorical:
         """Parameters per pixel for `channels` colour channels."""
         return channels * NUM_LEVELS
 
-    def log_probs_all(self, params):
-        """Log-probabilities of every value: `(B, H, W, C*256)` -> `(B, H, W, C, 256)`."""
-        shape = ops.shape(params)
-        # (B, H, W, C*256) -> (B, H, W, C, 256)
-        logits = ops.reshape(params, (shape[0], shape[1], shape[2], self.channels, NUM_LEVELS))
-        return ops.log_softmax(at_least_float32(logits), axis=-1)
-
     def log_prob(self, params, images):
         """Log-probability in nats of each sub-pixel value, `(B, H, W, C)`.
 

@@ -9,8 +9,8 @@ from keras import ops
 from keras_pixelcnn.distributions import DISTRIBUTIONS, distribution_of
 
 
-def model_inputs(model, images, labels=None):
-    """The structure `model` takes: `images`, or `[images, labels]` if conditional.
+def check_labels(model, labels):
+    """Whether `model` is class-conditional, checking that `labels` match that.
 
     Raises:
         ValueError: when labels are missing for a conditional model or given
@@ -21,7 +21,12 @@ def model_inputs(model, images, labels=None):
         raise ValueError(f"Model {model.name!r} is class-conditional: pass labels. Received: labels=None")
     if not conditional and labels is not None:
         raise ValueError(f"Model {model.name!r} is unconditional. Received labels of shape {np.shape(labels)}")
-    return [images, labels] if conditional else images
+    return conditional
+
+
+def model_inputs(model, images, labels=None):
+    """The structure `model` takes: `images`, or `[images, labels]` if conditional (see `check_labels`)."""
+    return [images, labels] if check_labels(model, labels) else images
 
 
 def check_images(model, images):

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pixelcnn.distributions import distribution_of
-from keras_pixelcnn.likelihood import model_inputs
+from keras_pixelcnn.likelihood import check_labels, model_inputs
 
 
 def sampling_noise(seed, shape, noise_size):
@@ -19,15 +19,11 @@ def sampling_noise(seed, shape, noise_size):
     )
 
 
-def _check_labels(model, num_images, labels):
-    if len(model.inputs) == 1:
-        if labels is not None:
-            raise ValueError(f"Model {model.name!r} is unconditional. Received labels={labels!r}")
+def _label_tensor(model, num_images, labels):
+    """Labels broadcast to `(B,)` int32 for a conditional model, None otherwise."""
+    if not check_labels(model, labels):
         return None
-    if labels is None:
-        raise ValueError(f"Model {model.name!r} is class-conditional: pass labels. Received: labels=None")
-    labels = np.broadcast_to(np.asarray(labels, dtype=np.int32), (num_images,))
-    return tf.constant(labels)
+    return tf.constant(np.broadcast_to(np.asarray(labels, dtype=np.int32), (num_images,)))
 
 
 def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="naive", greedy=False):
@@ -54,7 +50,7 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="n
         raise ValueError(f"Expected temperature > 0. Received: temperature={temperature!r}")
     if not (isinstance(num_images, int) and num_images > 0):
         raise ValueError(f"Expected num_images to be a positive int. Received: num_images={num_images!r}")
-    labels = _check_labels(model, num_images, labels)
+    labels = _label_tensor(model, num_images, labels)
     height, width, channels = model.inputs[0].shape[1:]
     distribution = distribution_of(model)
     noise = sampling_noise(seed, (num_images, height, width, channels), distribution.noise_size)

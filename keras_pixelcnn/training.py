@@ -170,8 +170,10 @@ def _set_precision(config):
     keras.config.set_dtype_policy("mixed_float16" if on else "float32")
 
 
-def _prepare(config, run_dir, write=True):
+def _prepare(config, run_dir, replicas, write=True):
     """Load and check the data, then create or check the run dir (only when `write`).
+
+    `replicas` (devices the batch is split over) is recorded in `run.json`.
 
     Returns:
         `(train, validation, image_shape, num_classes, status)`; `status` is
@@ -187,7 +189,8 @@ def _prepare(config, run_dir, write=True):
     status_path = os.path.join(run_dir, "run.json")
     status = {"versions": _versions(), "data": {"train": train.origin, "split": train.split,
               "examples": train.num_examples}, "image_shape": list(image_shape),
-              "num_classes": num_classes, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "completed": False}
+              "num_classes": num_classes, "replicas": replicas, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "completed": False}
     if write:
         if _prepare_run_dir(config, run_dir) and os.path.exists(status_path):
             with open(status_path) as handle:
@@ -269,12 +272,11 @@ def fit(config, run_dir, verbose="auto"):
         from keras_pixelcnn import training_jax
 
         return training_jax.fit(config, run_dir, verbose=verbose)
-    train, validation, image_shape, num_classes, status = _prepare(config, run_dir)
-    if status is None:
-        return None
     _set_precision(config)
     strategy = make_strategy(config.strategy, config.devices)
-    status["replicas"] = strategy.num_replicas_in_sync
+    train, validation, image_shape, num_classes, status = _prepare(config, run_dir, strategy.num_replicas_in_sync)
+    if status is None:
+        return None
     with strategy.scope():
         model = _compiled_model(config, image_shape, num_classes)
     preprocessing = config.preprocessing()

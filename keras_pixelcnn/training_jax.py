@@ -52,7 +52,8 @@ def fit(config, run_dir, verbose="auto"):
         raise ValueError(f"Expected batch_size divisible by the {jax.device_count()} devices. "
                          f"Received: batch_size={config.batch_size}")
     main = index == 0
-    train, validation, image_shape, num_classes, status = _prepare(config, run_dir, write=main)
+    train, validation, image_shape, num_classes, status = _prepare(config, run_dir, jax.device_count(),
+                                                                   write=main)
     if main and status is None:
         return None
     keras.config.set_dtype_policy("mixed_bfloat16" if config.mixed_precision == "on" or (

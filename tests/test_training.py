@@ -41,6 +41,7 @@ def test_tiny_fit_writes_the_run_dir(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text()) == config.to_dict()
     status = json.loads((tmp_path / "run.json").read_text())
     assert status["completed"] and status["data"]["train"] == data.FASHION_MNIST_DIR
+    assert status["replicas"] == 1
     assert status["versions"]["keras"] == keras.__version__
     assert os.listdir(tmp_path / "samples") == ["epoch_001.png"]
     assert any(name.startswith("events") for name in os.listdir(tmp_path / "logs" / "train"))
