@@ -18,7 +18,40 @@ def at_least_float32(x):
     return x if ops.dtype(x) in ("float32", "float64") else ops.cast(x, "float32")
 
 
-class Categorical:
+NOISE_SIZE = NUM_LEVELS  # uniforms per sub-pixel that `sample_from_log_probs` reads
+
+
+class Distribution:
+    """Base of the per-sub-pixel distributions.
+
+    A subclass sets `name`, implements `num_params(channels, **options)`,
+    `log_prob(params, images)` (per sub-pixel conditionals, `(B, H, W, C)`)
+    and `channel_log_probs(pixel_params, channel, previous)`; sampling is
+    shared.
+    """
+
+    name = None
+
+    def sample_channel(self, pixel_params, channel, noise, previous=None, temperature=1.0, greedy=False):
+        """Draw channel `channel` of one pixel from its exact conditional.
+
+        Args:
+            pixel_params: `(B, P)` parameters of one pixel.
+            channel: colour channel index (python int or scalar tensor).
+            noise: uniform `(B, 256)` in (0, 1).
+            previous: int32 `(B, C)` values of this pixel (channels before
+                `channel` are read).
+            temperature: softmax temperature > 0.
+            greedy: take the most likely value instead.
+
+        Returns:
+            int32 `(B,)` values in [0, 255].
+        """
+        return sample_from_log_probs(self.channel_log_probs(pixel_params, channel, previous),
+                                     noise, temperature, greedy)
+
+
+class Categorical(Distribution):
     """A 256-way categorical distribution for each sub-pixel.
 
     Parameters are logits laid out channel-major: `(B, H, W, C * 256)`, the
@@ -53,33 +86,44 @@ class Categorical:
         return -ops.sparse_categorical_crossentropy(ops.cast(images, "int32"), at_least_float32(logits),
                                                     from_logits=True)
 
-    noise_size = NUM_LEVELS
-
-    def sample_channel(self, pixel_params, channel, noise, temperature=1.0, greedy=False):
-        """Draw channel `channel` of one pixel by the Gumbel-max trick.
-
-        `argmax(logits / T + g)` with `g = -log(-log(u))` is a draw from
-        `softmax(logits / T)`; the noise `u` is drawn once per seed, so any
-        sampler that computes the same logits draws the same values, and
-        `T -> 0` tends to `argmax(logits)` (greedy).
+    def channel_log_probs(self, pixel_params, channel, previous=None):
+        """Log-probabilities `(B, 256)` of every value of channel `channel` of one pixel.
 
         Args:
             pixel_params: `(B, C*256)` parameters of one pixel.
             channel: colour channel index (python int or scalar tensor).
-            noise: uniform `(B, 256)` in (0, 1).
-            temperature: softmax temperature > 0.
-            greedy: take the most likely value instead.
-
-        Returns:
-            int32 `(B,)` values in [0, 255].
+            previous: int32 `(B, C)` values of this pixel; only channels before
+                `channel` are read (the categorical logits already depend on
+                them through the masked network, so it is unused here).
         """
         # (B, C*256) -> (B, C, 256) -> (B, 256)
         logits = ops.reshape(at_least_float32(pixel_params), (-1, self.channels, NUM_LEVELS))
-        logits = ops.take(logits, channel, axis=1)
-        if not greedy:
-            gumbel = -ops.log(-ops.log(ops.cast(noise, logits.dtype)))
-            logits = logits / temperature + gumbel
-        return ops.cast(ops.argmax(logits, axis=-1), "int32")
+        return ops.log_softmax(ops.take(logits, channel, axis=1), axis=-1)
+
+
+
+def sample_from_log_probs(log_probs, noise, temperature=1.0, greedy=False):
+    """Draw one value per row of `log_probs` by the Gumbel-max trick.
+
+    `argmax(log_p / T + g)` with `g = -log(-log(u))` is a draw from
+    `softmax(log_p / T)`; the noise `u` is drawn once per seed, so any sampler
+    that computes the same distributions draws the same values, and `T -> 0`
+    tends to `argmax(log_p)` (greedy). Every distribution samples a sub-pixel
+    this way, from its exact 256-value conditional.
+
+    Args:
+        log_probs: `(B, 256)` log-probabilities (or logits).
+        noise: uniform `(B, 256)` in (0, 1).
+        temperature: softmax temperature > 0.
+        greedy: take the most likely value instead.
+
+    Returns:
+        int32 `(B,)` values in [0, 255].
+    """
+    if not greedy:
+        gumbel = -ops.log(-ops.log(ops.cast(noise, log_probs.dtype)))
+        log_probs = log_probs / temperature + gumbel
+    return ops.cast(ops.argmax(log_probs, axis=-1), "int32")
 
 
 DISTRIBUTIONS = {Categorical.name: Categorical}
@@ -92,13 +136,15 @@ class PixelDistribution(keras.layers.Layer):
     Args:
         distribution: a name in `DISTRIBUTIONS`.
         channels: colour channels C of the modelled images.
+        options: dict of extra constructor arguments of the distribution
+            (e.g. `{"num_mix": 5}`), or None.
 
     Input shape / Output shape:
         `(B, H, W, P)` distribution parameters, unchanged; half precision
         (mixed-precision training) is cast to float32.
     """
 
-    def __init__(self, distribution, channels, **kwargs):
+    def __init__(self, distribution, channels, options=None, **kwargs):
         super().__init__(**kwargs)
         if distribution not in DISTRIBUTIONS:
             raise ValueError(
@@ -106,17 +152,19 @@ class PixelDistribution(keras.layers.Layer):
             )
         self.distribution = distribution
         self.channels = channels
+        self.options = dict(options or {})
 
     def call(self, inputs):
         return at_least_float32(inputs)
 
     def get_distribution(self):
         """The `Categorical` (or other) object these parameters describe."""
-        return DISTRIBUTIONS[self.distribution](self.channels)
+        return DISTRIBUTIONS[self.distribution](self.channels, **self.options)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"distribution": self.distribution, "channels": self.channels})
+        config.update({"distribution": self.distribution, "channels": self.channels,
+                       "options": dict(self.options)})
         return config
 
 

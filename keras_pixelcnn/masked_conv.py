@@ -20,17 +20,22 @@ class MaskedConv2D(keras.layers.Conv2D):
         filters: number of output feature maps, at least `color_channels`.
         kernel_size: int or `(kh, kw)`, odd.
         mask_type: "A" for the first layer (excludes the current sub-pixel),
-            "B" for later layers (includes it).
+            "B" for later layers (includes it), "V" for a vertical stack
+            (every tap in and above the centre row; see `masks`).
         color_channels: number of colour channels C of the modelled image.
+        strides: int or `(s, s)`. Output pixel `(i, j)` is centred on input
+            pixel `(s*i, s*j)`: the input is zero-padded by `kh // 2` rows and
+            `kw // 2` columns on each side, then convolved without padding
+            (Keras' own "same" padding is lopsided for even inputs at stride 2,
+            which would let a down-sampled pixel read the row below it).
         **kwargs: any other `keras.layers.Conv2D` argument. `padding` must be
-            "same" and `strides` 1 (outputs stay aligned with pixels);
-            `groups` must be 1 and `data_format` "channels_last".
+            "same"; `groups` must be 1 and `data_format` "channels_last".
 
     Input shape:
         `(B, H, W, in_channels)`, `in_channels >= color_channels`.
 
     Output shape:
-        `(B, H, W, filters)`.
+        `(B, ceil(H / s), ceil(W / s), filters)`.
 
     Raises:
         ValueError: for an unknown `mask_type` or a layout that breaks the
@@ -45,19 +50,21 @@ class MaskedConv2D(keras.layers.Conv2D):
         van den Oord et al., "Pixel Recurrent Neural Networks", ICML 2016.
     """
 
-    def __init__(self, filters, kernel_size, mask_type="B", color_channels=1, **kwargs):
+    def __init__(self, filters, kernel_size, mask_type="B", color_channels=1, strides=1, **kwargs):
         if mask_type not in MASK_TYPES:
-            raise ValueError(f"Expected mask_type 'A' or 'B'. Received: mask_type={mask_type!r}")
+            raise ValueError(f"Expected mask_type in {MASK_TYPES}. Received: mask_type={mask_type!r}")
         if not isinstance(color_channels, int) or color_channels < 1:
             raise ValueError(
                 f"Expected color_channels to be a positive int. Received: color_channels={color_channels!r}"
             )
         kwargs.setdefault("padding", "same")
-        super().__init__(filters, kernel_size, **kwargs)
-        fixed = {"padding": "same", "strides": (1, 1), "dilation_rate": (1, 1), "groups": 1,
+        super().__init__(filters, kernel_size, strides=strides, **kwargs)
+        fixed = {"padding": "same", "dilation_rate": (1, 1), "groups": 1,
                  "data_format": "channels_last"}
         received = {key: getattr(self, key) for key in fixed}
-        if received != fixed:
+        if received != fixed or self.strides[0] != self.strides[1]:
+            fixed["strides"] = "(s, s)"
+            received["strides"] = self.strides
             raise ValueError(
                 f"MaskedConv2D needs {fixed}. Received: {received}"
             )
@@ -82,9 +89,22 @@ class MaskedConv2D(keras.layers.Conv2D):
             self.kernel_size, in_channels, self.filters, self.mask_type, self.color_channels
         )
 
+    @property
+    def causal_padding(self):
+        """`((top, bottom), (left, right))` zero padding before the unpadded convolution."""
+        kh, kw = self.kernel_size
+        return ((kh // 2, kh // 2), (kw // 2, kw // 2))
+
+    def masked_kernel(self, kernel=None):
+        """The kernel times the mask, `(kh, kw, in_channels, filters)`."""
+        kernel = self.kernel if kernel is None else kernel
+        return kernel * ops.convert_to_tensor(self._mask, dtype=kernel.dtype)
+
     def convolution_op(self, inputs, kernel):
-        mask = ops.convert_to_tensor(self._mask, dtype=kernel.dtype)
-        return super().convolution_op(inputs, kernel * mask)
+        # (B, H, W, in) -> (B, H + 2*(kh//2), W + 2*(kw//2), in): centred on (s*i, s*j)
+        inputs = ops.pad(inputs, ((0, 0),) + self.causal_padding + ((0, 0),))
+        return ops.conv(inputs, self.masked_kernel(kernel), strides=self.strides, padding="valid",
+                        data_format="channels_last")
 
     def get_config(self):
         config = super().get_config()

@@ -10,6 +10,11 @@ the colour order, as in the PixelRNN paper: feature ``i`` of ``n`` belongs to
 group ``i * color_channels // n``. At the centre tap, output group ``g`` may
 read input group ``h`` when ``h < g`` (mask "A") or ``h <= g`` (mask "B").
 
+Mask "V" (vertical) keeps every tap in and above the centre row, whatever the
+column or channel: the vertical stack of Gated PixelCNN and the down-shifted
+convolutions of PixelCNN++. Its output reads the current row, including pixels
+to the right, so a model must shift it down a row before pixels of that row use it.
+
 Reference:
     van den Oord, Kalchbrenner, Kavukcuoglu. "Pixel Recurrent Neural
     Networks", ICML 2016, section 3.4.
@@ -17,7 +22,7 @@ Reference:
 
 import numpy as np
 
-MASK_TYPES = ("A", "B")
+MASK_TYPES = ("A", "B", "V")
 
 
 def channel_groups(num_features, color_channels):
@@ -56,7 +61,8 @@ def causal_mask(kernel_size, in_channels, out_channels, mask_type, color_channel
         kernel_size: `(kh, kw)`, both odd.
         in_channels: input feature maps.
         out_channels: output feature maps.
-        mask_type: "A" (excludes the current sub-pixel) or "B" (includes it).
+        mask_type: "A" (excludes the current sub-pixel), "B" (includes it) or
+            "V" (every tap in and above the centre row).
         color_channels: number of colour channels C.
 
     Returns:
@@ -72,7 +78,7 @@ def causal_mask(kernel_size, in_channels, out_channels, mask_type, color_channel
                [0., 0., 0.]], dtype=float32)
     """
     if mask_type not in MASK_TYPES:
-        raise ValueError(f"Expected mask_type 'A' or 'B'. Received: mask_type={mask_type!r}")
+        raise ValueError(f"Expected mask_type in {MASK_TYPES}. Received: mask_type={mask_type!r}")
     kh, kw = kernel_size
     if kh % 2 == 0 or kw % 2 == 0:
         raise ValueError(
@@ -80,6 +86,9 @@ def causal_mask(kernel_size, in_channels, out_channels, mask_type, color_channel
         )
     mask = np.zeros((kh, kw, in_channels, out_channels), dtype=np.float32)
     ch, cw = kh // 2, kw // 2
+    if mask_type == "V":
+        mask[: ch + 1] = 1.0
+        return mask
     mask[:ch] = 1.0
     mask[ch, :cw] = 1.0
     g_in = channel_groups(in_channels, color_channels)[:, None]

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_pixelcnn.distributions import distribution_of
+from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
 from keras_pixelcnn.likelihood import check_labels, model_inputs
 
 
@@ -53,7 +53,7 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="n
     labels = _label_tensor(model, num_images, labels)
     height, width, channels = model.inputs[0].shape[1:]
     distribution = distribution_of(model)
-    noise = sampling_noise(seed, (num_images, height, width, channels), distribution.noise_size)
+    noise = sampling_noise(seed, (num_images, height, width, channels), NOISE_SIZE)
     images = _naive_loop(model, distribution, noise, labels, float(temperature), greedy)
     return images.numpy().astype(np.uint8)
 
@@ -71,7 +71,8 @@ def _naive_loop(model, distribution, noise, labels, temperature, greedy):
             channel = index % channels
             params = model(model_inputs(model, images, labels), training=False)
             values = distribution.sample_channel(
-                params[:, row, col], channel, noise[:, row, col, channel], temperature, greedy
+                params[:, row, col], channel, noise[:, row, col, channel], images[:, row, col],
+                temperature, greedy
             )
             # write values (B,) into images[:, row, col, channel]
             update = tf.one_hot(row * width * channels + col * channels + channel, total, dtype=tf.int32)

@@ -45,10 +45,32 @@ def test_keras_file_round_trip(tmp_path):
     [
         (dict(mask_type="C"), "mask_type='C'"),
         (dict(padding="valid"), "'padding': 'valid'"),
-        (dict(strides=2), r"'strides': \(2, 2\)"),
+        (dict(strides=(1, 2)), r"'strides': \(1, 2\)"),
         (dict(color_channels=0), "color_channels=0"),
     ],
 )
 def test_bad_arguments_raise(kwargs, message):
     with pytest.raises(ValueError, match="Received: .*" + message):
         MaskedConv2D(4, 3, **kwargs)
+
+
+@pytest.mark.parametrize("size", [8, 7])
+def test_strided_output_is_centred_on_its_input_pixel(size):
+    """Stride 2: output (i, j) reads exactly the taps of its mask around input (2i, 2j).
+
+    Keras' "same" padding would centre it on (2i + 1, 2j + 1) for even sizes,
+    letting a down-sampled "V" stack read the row below.
+    """
+    layer = MaskedConv2D(1, 3, mask_type="V", strides=2, kernel_initializer="ones", use_bias=False)
+    out = (size + 1) // 2
+    reads = np.zeros((out, out, size, size), dtype=bool)
+    for row in range(size):
+        for col in range(size):
+            x = np.zeros((1, size, size, 1), dtype="float32")
+            x[0, row, col] = 1.0
+            reads[:, :, row, col] = keras.ops.convert_to_numpy(layer(x))[0, :, :, 0] != 0
+    for i in range(out):
+        for j in range(out):
+            expected = np.zeros((size, size), dtype=bool)
+            expected[max(2 * i - 1, 0):2 * i + 1, max(2 * j - 1, 0):2 * j + 2] = True
+            np.testing.assert_array_equal(reads[i, j], expected, err_msg=f"output {(i, j)}")

@@ -66,3 +66,9 @@ def test_bad_mask_arguments(kwargs, message):
 def test_too_few_features_for_colours():
     with pytest.raises(ValueError, match="num_features=2"):
         channel_groups(2, 3)
+
+
+def test_mask_v_keeps_every_tap_in_and_above_the_centre_row():
+    v = causal_mask((3, 5), 3, 6, "V", color_channels=3)
+    np.testing.assert_array_equal(v[:2], np.ones((2, 5, 3, 6)))
+    np.testing.assert_array_equal(v[2:], np.zeros((1, 5, 3, 6)))
