@@ -29,21 +29,27 @@ def _inputs(model, images, labels):
 def test_causal_on_every_earlier_subpixel(float64, architecture, channels, num_classes):
     """Sub-pixel k (raster order row, column, channel) reads exactly the sub-pixels before it.
 
-    On 4x4 images the receptive field of every architecture covers the whole
-    past, so every entry below the diagonal must be non-zero. Dead ReLUs can
-    hide a dependence at one context, so three random contexts are summed.
+    With the scored image fixed, no sub-pixel's conditional may react to itself
+    or a later one. Scoring the perturbed image, every earlier sub-pixel must
+    reach it (through the network or, for a mixture, the distribution): on
+    4x4 images every architecture's receptive field covers the whole past.
+    Dead ReLUs can hide a dependence at one context, so three random contexts
+    are summed.
     """
     model = _tiny(architecture, channels, num_classes)
     rng = np.random.default_rng(0)
     label = None if num_classes is None else 1
-    d = sum(dependency_matrix(model, rng.integers(0, 256, (4, 4, channels)), labels=label)
-            for _ in range(3))
-    n = d.shape[0]
+    contexts = [rng.integers(0, 256, (4, 4, channels)) for _ in range(3)]
+    fixed = sum(dependency_matrix(model, context, labels=label) for context in contexts)
+    through_values = sum(dependency_matrix(model, context, "perturbed", labels=label) for context in contexts)
+    n = fixed.shape[0]
     assert n == 16 * channels
-    future = d[np.triu_indices(n)]
-    past = d[np.tril_indices(n, -1)]
-    assert future.max() == 0.0, f"sub-pixel reads itself or the future: {np.argwhere(np.triu(d) > 0)[:5]}"
-    assert past.min() > 1e-9, f"earlier sub-pixels without influence: {np.argwhere(np.tril(d == 0, -1))[:5]}"
+    assert fixed[np.triu_indices(n)].max() == 0.0, (
+        f"sub-pixel reads itself or the future: {np.argwhere(np.triu(fixed) > 0)[:5]}")
+    assert through_values[np.triu_indices(n, 1)].max() == 0.0
+    past = through_values[np.tril_indices(n, -1)]
+    assert past.min() > 1e-9, (
+        f"earlier sub-pixels without influence: {np.argwhere(np.tril(through_values == 0, -1))[:5]}")
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
