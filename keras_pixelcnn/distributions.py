@@ -122,7 +122,7 @@ def sample_from_log_probs(log_probs, noise, temperature=1.0, greedy=False):
     """
     if not greedy:
         gumbel = -ops.log(-ops.log(ops.cast(noise, log_probs.dtype)))
-        log_probs = log_probs / temperature + gumbel
+        log_probs = log_probs / ops.cast(temperature, log_probs.dtype) + gumbel
     return ops.cast(ops.argmax(log_probs, axis=-1), "int32")
 
 

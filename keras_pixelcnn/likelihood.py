@@ -98,20 +98,23 @@ class PixelNLL(keras.losses.Loss):
     Args:
         distribution: name of the model's output distribution.
         channels: colour channels C.
+        options: extra arguments of the distribution (`PixelDistribution.options`).
     """
 
-    def __init__(self, distribution="categorical", channels=1, name="pixel_nll", **kwargs):
+    def __init__(self, distribution="categorical", channels=1, options=None, name="pixel_nll", **kwargs):
         super().__init__(name=name, **kwargs)
         self.distribution = distribution
         self.channels = channels
-        self._dist = DISTRIBUTIONS[distribution](channels)
+        self.options = dict(options or {})
+        self._dist = DISTRIBUTIONS[distribution](channels, **self.options)
 
     def call(self, y_true, y_pred):
         return _mean_nll(self._dist, y_true, y_pred)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"distribution": self.distribution, "channels": self.channels})
+        config.update({"distribution": self.distribution, "channels": self.channels,
+                       "options": dict(self.options)})
         return config
 
 
@@ -119,22 +122,23 @@ class PixelNLL(keras.losses.Loss):
 class BitsPerDim(keras.metrics.MeanMetricWrapper):
     """Mean negative log-likelihood in bits per sub-pixel; `y_true` is the images."""
 
-    def __init__(self, distribution="categorical", channels=1, name="bits_per_dim", **kwargs):
+    def __init__(self, distribution="categorical", channels=1, options=None, name="bits_per_dim", **kwargs):
         self.distribution = distribution
         self.channels = channels
-        dist = DISTRIBUTIONS[distribution](channels)
+        self.options = dict(options or {})
+        dist = DISTRIBUTIONS[distribution](channels, **self.options)
         super().__init__(
             fn=lambda y_true, y_pred: _mean_nll(dist, y_true, y_pred) / math.log(2.0), name=name, **kwargs
         )
 
     def get_config(self):
         return {"name": self.name, "dtype": self.dtype, "distribution": self.distribution,
-                "channels": self.channels}
+                "channels": self.channels, "options": dict(self.options)}
 
 
 def loss_and_metric(model):
     """A `PixelNLL` loss and `BitsPerDim` metric matching `model`'s output."""
     layer = model.layers[-1]
     distribution_of(model)
-    return (PixelNLL(layer.distribution, layer.channels),
-            BitsPerDim(layer.distribution, layer.channels))
+    return (PixelNLL(layer.distribution, layer.channels, layer.options),
+            BitsPerDim(layer.distribution, layer.channels, layer.options))

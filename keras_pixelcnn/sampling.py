@@ -1,13 +1,28 @@
-"""Sampling images from a model, one sub-pixel at a time, inside one `tf.function`."""
+"""Sampling and inpainting, one sub-pixel at a time, inside one `tf.function`.
+
+Two methods compute the same distributions and read the same per-seed noise,
+so they draw the same images:
+
+- "naive" re-runs the whole model for every sub-pixel;
+- "cached" (default) keeps every layer's activations and computes each layer
+  at the new pixel only (`keras_pixelcnn.incremental`); recurrent layers step
+  their state.
+
+Both are explicit `tf.while_loop`s traced with autograph off, so the export
+code reuses them unchanged.
+"""
 
 import numpy as np
 import tensorflow as tf
 
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
-from keras_pixelcnn.likelihood import check_labels, model_inputs
+from keras_pixelcnn.incremental import Plan, Values
+from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs
+
+METHODS = ("cached", "naive")
 
 
-def sampling_noise(seed, shape, noise_size):
+def sampling_noise(seed, shape, noise_size=NOISE_SIZE):
     """Uniform noise `(*shape, noise_size)` in (0, 1), a pure function of `seed`.
 
     One draw per sub-pixel, made before sampling starts, so samplers that
@@ -23,19 +38,33 @@ def _label_tensor(model, num_images, labels):
     """Labels broadcast to `(B,)` int32 for a conditional model, None otherwise."""
     if not check_labels(model, labels):
         return None
-    return tf.constant(np.broadcast_to(np.asarray(labels, dtype=np.int32), (num_images,)))
+    labels = np.asarray(labels)
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"Expected integer labels. Received: dtype={labels.dtype}")
+    if labels.ndim > 1 or (labels.ndim == 1 and labels.shape[0] != num_images):
+        raise ValueError(f"Expected one label or {num_images} labels. Received: shape {labels.shape}")
+    return tf.constant(np.broadcast_to(labels.astype(np.int32), (num_images,)))
 
 
-def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="naive", greedy=False):
+def _check_common(num_images, temperature, method):
+    if method not in METHODS:
+        raise ValueError(f"Expected method in {METHODS}. Received: method={method!r}")
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"Expected temperature > 0. Received: temperature={temperature!r}")
+    if not (isinstance(num_images, (int, np.integer)) and num_images > 0):
+        raise ValueError(f"Expected num_images to be a positive int. Received: num_images={num_images!r}")
+
+
+def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="cached", greedy=False):
     """Draw `num_images` images from an autoregressive model.
 
     Args:
         model: a keras_pixelcnn model.
         num_images: batch size B.
-        seed: integer seed; the same seed gives the same images.
+        seed: integer seed; the same seed gives the same images, whatever the method.
         temperature: softmax temperature (> 0); lower is more conservative.
         labels: an int or `(B,)` ints for a class-conditional model.
-        method: "naive" runs the whole model once per sub-pixel.
+        method: "cached" (incremental, fast) or "naive" (the whole model per sub-pixel).
         greedy: take the most likely value at every step.
 
     Returns:
@@ -43,43 +72,147 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="n
 
     Raises:
         ValueError: for bad arguments.
+
+    Example:
+        >>> images = sample(model, 16, seed=3)
+        >>> images.shape, images.dtype
+        ((16, 28, 28, 1), dtype('uint8'))
     """
-    if method != "naive":
-        raise ValueError(f"Expected method 'naive'. Received: method={method!r}")
-    if not temperature > 0:
-        raise ValueError(f"Expected temperature > 0. Received: temperature={temperature!r}")
-    if not (isinstance(num_images, int) and num_images > 0):
-        raise ValueError(f"Expected num_images to be a positive int. Received: num_images={num_images!r}")
+    _check_common(num_images, temperature, method)
     labels = _label_tensor(model, num_images, labels)
-    height, width, channels = model.inputs[0].shape[1:]
-    distribution = distribution_of(model)
-    noise = sampling_noise(seed, (num_images, height, width, channels), NOISE_SIZE)
-    images = _naive_loop(model, distribution, noise, labels, float(temperature), greedy)
+    known = tf.zeros((num_images,) + tuple(model.inputs[0].shape[1:]), tf.int32)
+    return _run(model, known, tf.zeros_like(known, tf.bool), seed, labels, temperature, method, greedy)
+
+
+def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None, method="cached",
+             greedy=False):
+    """Inpainting: keep the known sub-pixels of `images`, sample the others in raster order.
+
+    Each unknown sub-pixel is drawn from `p(x_k | x_<k)`, the model's exact
+    conditional given every earlier sub-pixel, known or sampled. That is the
+    exact conditional distribution of the unknown part when all unknown
+    sub-pixels come after all known ones (completing the bottom of an image).
+    When known sub-pixels follow an unknown one (a hole in the middle), the
+    known values after it are not taken into account when it is drawn: an
+    autoregressive model cannot condition on the future without search or
+    resampling, so the fill is plausible given what is above and left of it
+    but may not blend into what is below.
+
+    Args:
+        model: a keras_pixelcnn model.
+        images: integer images `(B, H, W, C)` in [0, 255]; unknown values are ignored.
+        known_mask: bool `(B, H, W, C)`, `(H, W, C)` or `(H, W)`, True where known.
+        seed, temperature, labels, method, greedy: as in `sample`.
+
+    Returns:
+        uint8 numpy array `(B, H, W, C)` equal to `images` wherever `known_mask`.
+
+    Raises:
+        ValueError: for bad shapes, dtypes or values.
+    """
+    images = check_images(model, images)
+    _check_common(len(images), temperature, method)
+    known_mask = np.asarray(known_mask)
+    if known_mask.dtype != bool:
+        raise ValueError(f"Expected a boolean known_mask. Received: dtype={known_mask.dtype}")
+    if known_mask.ndim == 2:
+        known_mask = known_mask[..., None]
+    try:
+        known_mask = np.broadcast_to(known_mask, images.shape)
+    except ValueError:
+        raise ValueError(
+            f"Expected known_mask broadcastable to {images.shape}. Received: shape {known_mask.shape}"
+        ) from None
+    labels = _label_tensor(model, len(images), labels)
+    return _run(model, tf.constant(images), tf.constant(known_mask), seed, labels, temperature, method, greedy)
+
+
+def _run(model, known, known_mask, seed, labels, temperature, method, greedy):
+    loop = cached_loop(model) if method == "cached" else naive_loop(model)
+    noise = sampling_noise(seed, known.shape)
+    images = loop(noise, known, known_mask, labels, tf.constant(float(temperature)), greedy)
     return images.numpy().astype(np.uint8)
 
 
-def _naive_loop(model, distribution, noise, labels, temperature, greedy):
-    """Re-run the full model for each sub-pixel in raster order (a `tf.while_loop`)."""
-    batch, height, width, channels = noise.shape[:4]
-    total = height * width * channels
+def _pick(distribution, params, channel, noise, previous, known, known_mask, temperature, greedy):
+    """Sample channel `channel` of one pixel `(B,)`, or keep its known value."""
+    drawn = distribution.sample_channel(params, channel, noise, previous, temperature, greedy)
+    return tf.where(known_mask, known, drawn)
 
-    @tf.function(autograph=False)
-    def run(noise, labels):
+
+def naive_loop(model):
+    """`run(noise, known, known_mask, labels, temperature, greedy) -> images` re-running the model per sub-pixel.
+
+    `noise` is `(B, H, W, C, 256)` from `sampling_noise`; `known`/`known_mask`
+    `(B, H, W, C)`; `labels` `(B,)` or None. Returns int32 `(B, H, W, C)`.
+    """
+    distribution = distribution_of(model)
+
+    def run(noise, known, known_mask, labels, temperature, greedy=False):
+        batch, height, width, channels = known.shape
+        total = height * width * channels
+
         def body(index, images):
             row = index // (width * channels)
             col = (index // channels) % width
             channel = index % channels
             params = model(model_inputs(model, images, labels), training=False)
-            values = distribution.sample_channel(
-                params[:, row, col], channel, noise[:, row, col, channel], images[:, row, col],
-                temperature, greedy
-            )
+            values = _pick(distribution, params[:, row, col], channel, noise[:, row, col, channel],
+                           images[:, row, col], known[:, row, col, channel],
+                           known_mask[:, row, col, channel], temperature, greedy)
             # write values (B,) into images[:, row, col, channel]
             update = tf.one_hot(row * width * channels + col * channels + channel, total, dtype=tf.int32)
             update = tf.reshape(update, (1, height, width, channels))
             return index + 1, images + update * tf.reshape(values, (-1, 1, 1, 1))
 
-        images = tf.zeros((batch, height, width, channels), tf.int32)
+        images = tf.zeros(known.shape, tf.int32)
         return tf.while_loop(lambda index, _: index < total, body, (tf.constant(0), images))[1]
 
-    return run(noise, labels)
+    return tf.function(run, autograph=False, reduce_retracing=True)
+
+
+def cached_loop(model, jit_compile=True):
+    """Like `naive_loop`, computing each layer at the new pixel only (`incremental.Plan`).
+
+    Args:
+        model: a keras_pixelcnn model made of layers `incremental` knows.
+        jit_compile: compile with XLA, which updates the caches in place
+            (without it every cache write copies the cache).
+
+    Raises:
+        incremental.NotCacheable: for a model the planner cannot run.
+    """
+    distribution = distribution_of(model)
+    plan = Plan(model)
+    keys = plan.cache_keys()
+    image_key = (plan.image.key, None)
+
+    def run(noise, known, known_mask, labels, temperature, greedy=False):
+        batch, height, width, channels = known.shape
+
+        start = plan.initial(batch, labels)
+
+        def row_body(row, caches):
+            values = Values(plan, dict(zip(keys, caches)), start.globals)
+            plan.rows(values, row)
+
+            def col_body(col, caches):
+                values = Values(plan, dict(zip(keys, caches)), start.globals)
+                for channel in range(channels):
+                    params = plan.pixel(values, row, col)
+                    previous = values.window(plan.image, row, 1, col, 1)[:, 0, 0]
+                    value = _pick(distribution, params, channel, noise[:, row, col, channel], previous,
+                                  known[:, row, col, channel], known_mask[:, row, col, channel],
+                                  temperature, greedy)
+                    values.write_channel(plan.image, row, col, channel, value)
+                plan.pixel(values, row, col, plan.refresh_steps)
+                return col + 1, [values.caches[key] for key in keys]
+
+            caches = [values.caches[key] for key in keys]
+            return row + 1, tf.while_loop(lambda col, _: col < width, col_body, (tf.constant(0), caches))[1]
+
+        caches = [start.caches[key] for key in keys]
+        caches = tf.while_loop(lambda row, _: row < height, row_body, (tf.constant(0), caches))[1]
+        return caches[keys.index(image_key)]
+
+    return tf.function(run, autograph=False, jit_compile=jit_compile, reduce_retracing=True)
