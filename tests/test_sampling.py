@@ -1,0 +1,129 @@
+"""Sampling and inpainting: the cached sampler against the naive one, for every architecture."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pixelcnn as kp
+from keras_pixelcnn import incremental
+from keras_pixelcnn.sampling import complete, sample
+
+CASES = [
+    (architecture, channels, num_classes)
+    for architecture in kp.ARCHITECTURES
+    for channels, num_classes in [(1, None), (3, 3)]
+]
+
+
+def _tiny(architecture, channels, num_classes=None, size=4, seed=0):
+    keras.utils.set_random_seed(seed)
+    return kp.build_model(architecture, (size, size, channels), num_classes=num_classes,
+                          filters=8 * channels, num_layers=2)
+
+
+def _labels(num_classes, batch):
+    return None if num_classes is None else np.arange(batch) % num_classes
+
+
+@pytest.mark.parametrize("architecture, channels, num_classes", CASES)
+def test_cached_equals_naive_for_a_seed(architecture, channels, num_classes):
+    model = _tiny(architecture, channels, num_classes)
+    labels = _labels(num_classes, 3)
+    naive = sample(model, 3, seed=11, labels=labels, method="naive")
+    cached = sample(model, 3, seed=11, labels=labels, method="cached")
+    np.testing.assert_array_equal(cached, naive)
+    assert cached.dtype == np.uint8 and cached.shape == (3, 4, 4, channels)
+    # Not a constant image: the draw used the noise.
+    assert len(np.unique(cached)) > 4
+
+
+@pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
+def test_cached_equals_naive_on_a_wide_image(architecture):
+    """6x8 (not square): rows become final on schedule whatever the width."""
+    keras.utils.set_random_seed(1)
+    model = kp.build_model(architecture, (8, 12, 1), filters=8, num_layers=2)
+    np.testing.assert_array_equal(sample(model, 2, seed=5, method="cached"),
+                                  sample(model, 2, seed=5, method="naive"))
+
+
+def test_same_seed_same_images_other_seed_other_images():
+    model = _tiny("pixelcnn", 1)
+    first = sample(model, 4, seed=3)
+    np.testing.assert_array_equal(sample(model, 4, seed=3), first)
+    assert not np.array_equal(sample(model, 4, seed=4), first)
+
+
+def test_low_temperature_tends_to_greedy():
+    model = _tiny("pixelcnn", 3, 3)
+    greedy = sample(model, 2, seed=0, labels=1, greedy=True)
+    np.testing.assert_array_equal(sample(model, 2, seed=9, labels=1, temperature=1e-6), greedy)
+    assert not np.array_equal(sample(model, 2, seed=9, labels=1, temperature=1.0), greedy)
+
+
+@pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
+def test_completion_keeps_every_known_subpixel(architecture):
+    model = _tiny(architecture, 3)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 4, 4, 3))
+    known = rng.random((3, 4, 4, 3)) < 0.5
+    cached = complete(model, images, known, seed=2, method="cached")
+    np.testing.assert_array_equal(cached[known], images[known])
+    np.testing.assert_array_equal(cached, complete(model, images, known, seed=2, method="naive"))
+    # Unknown sub-pixels are drawn, not copied.
+    assert np.mean(cached[~known] != images[~known]) > 0.5
+
+
+def test_completion_of_the_bottom_half_follows_the_sampler():
+    """With nothing known, completion is sampling; with the top known, it keeps the top."""
+    model = _tiny("pixelcnn", 1)
+    drawn = sample(model, 2, seed=7)
+    nothing = np.zeros((4, 4), bool)
+    np.testing.assert_array_equal(complete(model, np.zeros_like(drawn), nothing, seed=7), drawn)
+    top = np.zeros((4, 4), bool)
+    top[:2] = True
+    # The top of `drawn` is what the sampler drew for this seed, so the bottom follows the same draw.
+    np.testing.assert_array_equal(complete(model, drawn, top, seed=7), drawn)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(method="fast"), "method='fast'"),
+        (dict(temperature=0), "temperature=0"),
+        (dict(labels=1), "unconditional"),
+    ],
+)
+def test_bad_sampling_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sample(_tiny("pixelcnn", 1), 2, **kwargs)
+
+
+def test_bad_completion_arguments():
+    model = _tiny("pixelcnn", 1)
+    images = np.zeros((2, 4, 4, 1), np.int32)
+    with pytest.raises(ValueError, match="boolean known_mask"):
+        complete(model, images, np.zeros((4, 4), np.int32))
+    with pytest.raises(ValueError, match=r"broadcastable to \(2, 4, 4, 1\)"):
+        complete(model, images, np.zeros((3, 3), bool))
+    with pytest.raises(ValueError, match="Received values in"):
+        complete(model, images + 300, np.zeros((4, 4), bool))
+
+
+def test_planner_rejects_an_unknown_layer():
+    inputs = keras.Input((4, 4, 1), dtype="int32")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = keras.layers.Conv2D(256, 3, padding="same", name="plain_conv")(x)
+    outputs = kp.PixelDistribution("categorical", 1)(x)
+    with pytest.raises(incremental.NotCacheable, match="plain_conv"):
+        incremental.Plan(keras.Model(inputs, outputs))
+
+
+def test_planner_rejects_a_vertical_stack_read_in_its_own_row():
+    """A "V" stack sees pixels to the right in its row; without a down-shift the plan must refuse it."""
+    inputs = keras.Input((4, 4, 1), dtype="int32")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = kp.MaskedConv2D(8, 3, "V", name="vertical")(x)
+    x = kp.MaskedConv2D(256, 1, "B", name="logits")(x)
+    outputs = kp.PixelDistribution("categorical", 1)(x)
+    with pytest.raises(incremental.NotCacheable, match="model output"):
+        incremental.Plan(keras.Model(inputs, outputs))
