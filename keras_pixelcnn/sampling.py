@@ -22,16 +22,26 @@ from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs
 METHODS = ("cached", "naive")
 
 
-def sampling_noise(seed, shape, noise_size=NOISE_SIZE):
-    """Uniform noise `(*shape, noise_size)` in (0, 1), a pure function of `seed`.
+def sampling_noise(seeds, image_shape, noise_size=NOISE_SIZE):
+    """Uniform noise `(B, H, W, C, noise_size)` in (0, 1); image b's is a pure function of `seeds[b]`.
 
     One draw per sub-pixel, made before sampling starts, so samplers that
-    compute the same distributions draw the same images.
+    compute the same distributions draw the same images, and an image does
+    not depend on the others in its batch.
+
+    Args:
+        seeds: int `(B, 2)` stateless seeds, one pair per image.
+        image_shape: `(H, W, C)`.
     """
-    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0x5EED, tf.int64)])
-    return tf.random.stateless_uniform(
-        tuple(shape) + (noise_size,), seed=seed, minval=np.finfo(np.float32).tiny, maxval=1.0
-    )
+    shape = tuple(image_shape) + (noise_size,)
+    return tf.map_fn(
+        lambda pair: tf.random.stateless_uniform(shape, seed=pair, minval=np.finfo(np.float32).tiny, maxval=1.0),
+        tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
+
+
+def image_seeds(seed, first, count):
+    """Seed pairs `(seed, i)` of images `first .. first + count - 1` of a sampling run."""
+    return np.stack([np.full(count, seed, np.int64), np.arange(first, first + count, dtype=np.int64)], axis=1)
 
 
 def _label_tensor(model, num_images, labels):
@@ -55,7 +65,8 @@ def _check_common(num_images, temperature, method):
         raise ValueError(f"Expected num_images to be a positive int. Received: num_images={num_images!r}")
 
 
-def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="cached", greedy=False):
+def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="cached", greedy=False,
+           batch_size=None, progress=None):
     """Draw `num_images` images from an autoregressive model.
 
     Args:
@@ -66,6 +77,11 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="c
         labels: an int or `(B,)` ints for a class-conditional model.
         method: "cached" (incremental, fast) or "naive" (the whole model per sub-pixel).
         greedy: take the most likely value at every step.
+        batch_size: images per run of the sampler (all at once when None);
+            image i is drawn with seed pair `(seed, i)`, so the images do not
+            depend on the batch size.
+        progress: optional callable, given the number of images finished
+            after each batch.
 
     Returns:
         uint8 numpy array `(B, H, W, C)`.
@@ -80,8 +96,9 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="c
     """
     _check_common(num_images, temperature, method)
     labels = _label_tensor(model, num_images, labels)
-    known = tf.zeros((num_images,) + tuple(model.inputs[0].shape[1:]), tf.int32)
-    return _run(model, known, tf.zeros_like(known, tf.bool), seed, labels, temperature, method, greedy)
+    known = np.zeros((num_images,) + tuple(model.inputs[0].shape[1:]), np.int32)
+    return _run(model, known, np.zeros(known.shape, bool), seed, labels, temperature, method, greedy,
+                batch_size, progress)
 
 
 def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None, method="cached",
@@ -124,14 +141,29 @@ def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None,
             f"Expected known_mask broadcastable to {images.shape}. Received: shape {known_mask.shape}"
         ) from None
     labels = _label_tensor(model, len(images), labels)
-    return _run(model, tf.constant(images), tf.constant(known_mask), seed, labels, temperature, method, greedy)
+    return _run(model, images, known_mask, seed, labels, temperature, method, greedy)
 
 
-def _run(model, known, known_mask, seed, labels, temperature, method, greedy):
+def _run(model, known, known_mask, seed, labels, temperature, method, greedy, batch_size=None, progress=None):
+    """Run the sampler over `known` in batches; image i uses seed pair `(seed, i)`."""
+    if not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"Expected an integer seed. Received: seed={seed!r}")
+    if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
+        raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
     loop = cached_loop(model) if method == "cached" else naive_loop(model)
-    noise = sampling_noise(seed, known.shape)
-    images = loop(noise, known, known_mask, labels, tf.constant(float(temperature)), greedy)
-    return images.numpy().astype(np.uint8)
+    total = len(known)
+    batch_size = batch_size or total
+    parts = []
+    for first in range(0, total, batch_size):
+        stop = min(first + batch_size, total)
+        noise = sampling_noise(image_seeds(seed, first, stop - first), known.shape[1:])
+        batch_labels = None if labels is None else labels[first:stop]
+        images = loop(noise, tf.constant(known[first:stop]), tf.constant(known_mask[first:stop]), batch_labels,
+                      tf.constant(float(temperature)), greedy)
+        parts.append(images.numpy().astype(np.uint8))
+        if progress is not None:
+            progress(stop)
+    return np.concatenate(parts)
 
 
 def _pick(distribution, params, channel, noise, previous, known, known_mask, temperature, greedy):
@@ -149,7 +181,7 @@ def naive_loop(model):
     distribution = distribution_of(model)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
-        batch, height, width, channels = known.shape
+        height, width, channels = known.shape[1:]
         total = height * width * channels
 
         def body(index, images):
@@ -165,7 +197,7 @@ def naive_loop(model):
             update = tf.reshape(update, (1, height, width, channels))
             return index + 1, images + update * tf.reshape(values, (-1, 1, 1, 1))
 
-        images = tf.zeros(known.shape, tf.int32)
+        images = tf.zeros_like(known, tf.int32)
         return tf.while_loop(lambda index, _: index < total, body, (tf.constant(0), images))[1]
 
     return tf.function(run, autograph=False, reduce_retracing=True)
@@ -188,9 +220,8 @@ def cached_loop(model, jit_compile=True):
     image_key = (plan.image.key, None)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
-        batch, height, width, channels = known.shape
-
-        start = plan.initial(batch, labels)
+        height, width, channels = known.shape[1:]
+        start = plan.initial(tf.shape(known)[0], labels)
 
         def row_body(row, caches):
             values = Values(plan, dict(zip(keys, caches)), start.globals)

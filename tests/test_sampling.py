@@ -127,3 +127,11 @@ def test_planner_rejects_a_vertical_stack_read_in_its_own_row():
     outputs = kp.PixelDistribution("categorical", 1)(x)
     with pytest.raises(incremental.NotCacheable, match="model output"):
         incremental.Plan(keras.Model(inputs, outputs))
+
+
+def test_images_do_not_depend_on_the_batch_size_and_progress_is_reported():
+    model = _tiny("pixelcnn", 1)
+    done = []
+    in_batches = sample(model, 5, seed=8, batch_size=2, progress=done.append)
+    np.testing.assert_array_equal(in_batches, sample(model, 5, seed=8))
+    assert done == [2, 4, 5]
