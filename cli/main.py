@@ -4,8 +4,11 @@ import click
 
 import keras_pixelcnn
 from keras_pixelcnn.cli.architectures import architectures
+from keras_pixelcnn.cli.complete import complete
 from keras_pixelcnn.cli.evaluate import evaluate
 from keras_pixelcnn.cli.fit import fit
+from keras_pixelcnn.cli.sample import sample
+from keras_pixelcnn.cli.score import score
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -14,7 +17,7 @@ def cli():
     """Train, sample from, score and export autoregressive pixel models."""
 
 
-for command in (architectures, fit, evaluate):
+for command in (architectures, fit, evaluate, sample, complete, score):
     cli.add_command(command)
 
 

@@ -54,3 +54,51 @@ def save_png(path, image):
     picture = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
     with atomic_path(path) as temporary:
         picture.save(temporary, format="PNG")
+
+
+def read_images(paths, image_shape):
+    """Load images for a model of `image_shape = (H, W, C)` from PNG/JPEG files or `.npy` arrays.
+
+    A picture file is one image (converted to greyscale for C = 1, RGB for
+    C = 3); a `.npy` file holds one `(H, W[, C])` image or a batch `(B, H, W[, C])`.
+
+    Returns:
+        `(images, names)`: uint8 `(B, H, W, C)` and one name per image
+        (`path`, or `path[i]` inside a batch file).
+
+    Raises:
+        FileNotFoundError: for a missing file.
+        ValueError: for an unreadable file or a size other than `(H, W)`.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = image_shape
+    images, names = [], []
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"No such image file: {path}")
+        if path.endswith(".npy"):
+            try:
+                array = np.load(path, allow_pickle=False)
+            except ValueError as error:
+                raise ValueError(f"Cannot read {path}: {error}") from None
+            if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == channels and array.shape[0] == height):
+                array = array[None]
+            if array.ndim == 3:
+                array = array[..., None]
+            if not np.issubdtype(array.dtype, np.integer) or array.size and (array.min() < 0 or array.max() > 255):
+                raise ValueError(f"Expected integer values in [0, 255] in {path}. Received dtype {array.dtype}")
+            batch = [(f"{path}[{index}]", image) for index, image in enumerate(array)]
+        else:
+            try:
+                with Image.open(path) as picture:
+                    image = np.asarray(picture.convert("L" if channels == 1 else "RGB"))
+            except (UnidentifiedImageError, OSError) as error:
+                raise ValueError(f"Cannot read image {path}: {error}") from None
+            batch = [(path, image.reshape(image.shape[:2] + (channels,)))]
+        for name, image in batch:
+            if image.shape != (height, width, channels):
+                raise ValueError(f"Expected {height}x{width}x{channels} images. Received: {image.shape} in {name}")
+            images.append(image.astype(np.uint8))
+            names.append(name)
+    return np.stack(images) if images else np.zeros((0, height, width, channels), np.uint8), names

@@ -24,6 +24,20 @@ def check_labels(model, labels):
     return conditional
 
 
+def model_num_classes(model):
+    """Number of classes of a class-conditional model (its label embeddings' size), None if unconditional.
+
+    Raises:
+        ValueError: for a conditional model whose label embeddings disagree or are missing.
+    """
+    if len(model.inputs) != 2:
+        return None
+    sizes = {layer.input_dim for layer in model.layers if isinstance(layer, keras.layers.Embedding)}
+    if len(sizes) != 1:
+        raise ValueError(f"Cannot tell the number of classes of {model.name!r}. Received embeddings of sizes {sizes}")
+    return sizes.pop()
+
+
 def model_inputs(model, images, labels=None):
     """The structure `model` takes: `images`, or `[images, labels]` if conditional (see `check_labels`)."""
     return [images, labels] if check_labels(model, labels) else images

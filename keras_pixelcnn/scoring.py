@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from keras_pixelcnn.likelihood import bits_per_dim, check_images
+from keras_pixelcnn.likelihood import bits_per_dim, check_images, model_num_classes
 
 
 def png_bits_per_dim(images):
@@ -49,19 +49,12 @@ def png_bits_per_dim(images):
     return np.asarray(sizes, dtype=np.float64) / np.prod(images.shape[1:])
 
 
-def _num_classes(model):
-    import keras
-
-    sizes = {layer.input_dim for layer in model.layers if isinstance(layer, keras.layers.Embedding)}
-    if len(sizes) != 1:
-        raise ValueError(f"Cannot tell the number of classes of {model.name!r}: pass labels")
-    return sizes.pop()
-
-
 def marginal_bits_per_dim(model, images, batch_size=256):
     """Bits/dim of `p(x) = mean_y p(x | y)` for a class-conditional model (uniform class prior)."""
     images = check_images(model, images)
-    num_classes = _num_classes(model)
+    num_classes = model_num_classes(model)
+    if num_classes is None:
+        raise ValueError(f"Model {model.name!r} is unconditional: it has no class marginal")
     per_class = np.stack([
         bits_per_dim(model, images, np.full(len(images), label, np.int32), batch_size)
         for label in range(num_classes)

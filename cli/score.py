@@ -1,0 +1,44 @@
+"""`kpixel score`: per-image anomaly scores (bits/dim and its corrections)."""
+
+import click
+
+from keras_pixelcnn.cli.errors import user_errors
+from keras_pixelcnn.cli.model_source import model_options, resolve_model
+
+_COLUMNS = ["bits_per_dim", "png_bits_per_dim", "complexity", "background_bits_per_dim", "likelihood_ratio"]
+
+
+@click.command()
+@model_options
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--label", type=int, default=None,
+              help="Class of every image (conditional model; default: the marginal over classes).")
+@click.option("--background", type=click.Path(file_okay=False), default=None,
+              help="Run dir of a background model (trained with --perturb-rate) for the likelihood ratio.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
+@click.option("--batch-size", type=int, default=256, show_default=True)
+def score(run_dir, which, images, label, background, csv_path, batch_size):
+    """Score IMAGES (PNG/JPEG files or .npy batches): higher is more anomalous."""
+    import csv
+
+    import numpy as np
+
+    from keras_pixelcnn.images import atomic_path, read_images
+    from keras_pixelcnn.scoring import score as compute
+
+    with user_errors():
+        model = resolve_model(run_dir, which)
+        pictures, names = read_images(images, tuple(model.inputs[0].shape[1:]))
+        labels = None if label is None else np.full(len(pictures), label, np.int32)
+        back = resolve_model(background, "best") if background else None
+        result = compute(model, pictures, labels, back, batch_size)
+        columns = [column for column in _COLUMNS if column in result]
+        rows = [[name] + [f"{result[column][index]:.4f}" for column in columns] for index, name in enumerate(names)]
+        if csv_path:
+            with atomic_path(csv_path) as temporary, open(temporary, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["image"] + columns)
+                writer.writerows(rows)
+    click.echo("\t".join(["image"] + columns))
+    for row in rows:
+        click.echo("\t".join(row))
