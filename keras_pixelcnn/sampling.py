@@ -12,6 +12,8 @@ Both are explicit `tf.while_loop`s traced with autograph off, so the export
 code reuses them unchanged.
 """
 
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -150,7 +152,7 @@ def _run(model, known, known_mask, seed, labels, temperature, method, greedy, ba
         raise ValueError(f"Expected an integer seed. Received: seed={seed!r}")
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
         raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
-    loop = cached_loop(model) if method == "cached" else naive_loop(model)
+    loop = _loop(model, method)
     total = len(known)
     batch_size = batch_size or total
     parts = []
@@ -166,6 +168,17 @@ def _run(model, known, known_mask, seed, labels, temperature, method, greedy, ba
     return np.concatenate(parts)
 
 
+_LOOPS = weakref.WeakKeyDictionary()
+
+
+def _loop(model, method):
+    """The model's sampler for `method`, built (traced, compiled) once per model and input signature."""
+    loops = _LOOPS.setdefault(model, {})
+    if method not in loops:
+        loops[method] = cached_loop(model) if method == "cached" else naive_loop(model)
+    return loops[method]
+
+
 def _pick(distribution, params, channel, noise, previous, known, known_mask, temperature, greedy):
     """Sample channel `channel` of one pixel `(B,)`, or keep its known value."""
     drawn = distribution.sample_channel(params, channel, noise, previous, temperature, greedy)
@@ -177,12 +190,13 @@ def naive_loop(model):
 
     `noise` is `(B, H, W, C, 256)` from `sampling_noise`; `known`/`known_mask`
     `(B, H, W, C)`; `labels` `(B,)` or None. Returns int32 `(B, H, W, C)`.
+    `run(..., rows=N)` stops after the first N rows (benchmarks time a prefix).
     """
     distribution = distribution_of(model)
 
-    def run(noise, known, known_mask, labels, temperature, greedy=False):
+    def run(noise, known, known_mask, labels, temperature, greedy=False, rows=None):
         height, width, channels = known.shape[1:]
-        total = height * width * channels
+        total = (rows or height) * width * channels
 
         def body(index, images):
             row = index // (width * channels)
@@ -193,7 +207,7 @@ def naive_loop(model):
                            images[:, row, col], known[:, row, col, channel],
                            known_mask[:, row, col, channel], temperature, greedy)
             # write values (B,) into images[:, row, col, channel]
-            update = tf.one_hot(row * width * channels + col * channels + channel, total, dtype=tf.int32)
+            update = tf.one_hot(index, height * width * channels, dtype=tf.int32)
             update = tf.reshape(update, (1, height, width, channels))
             return index + 1, images + update * tf.reshape(values, (-1, 1, 1, 1))
 
