@@ -22,8 +22,8 @@ Every spatial tensor gets a *phase* from its producer:
 
 A pixel-phase layer that reads a row-phase tensor must read only rows that are
 ready by then; `Plan` checks this for every layer, which also proves the model
-causal at pixel level. The per-position rules below are the layers' own math,
-restricted to one output pixel or one output row.
+causal at pixel level. The per-position rules (`incremental_rules`) are the
+layers' own math, restricted to one output pixel or one output row.
 
 Reference:
     Ramachandran et al., "Fast Generation for Convolutional Autoregressive
@@ -36,25 +36,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pixelcnn.distributions import PixelDistribution
-from keras_pixelcnn.gated import ConcatELU, GatedActivation
-from keras_pixelcnn.masked_conv import MaskedConv2D
-from keras_pixelcnn.shifts import ShiftDown, ShiftRight
+from keras_pixelcnn.incremental_rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
 
-_POINTWISE = (
-    keras.layers.Add, keras.layers.Multiply, keras.layers.Subtract, keras.layers.Concatenate,
-    keras.layers.ReLU, keras.layers.ELU, keras.layers.Activation, keras.layers.Dropout,
-    keras.layers.Rescaling, PixelDistribution,
-)
-_ELEMENTWISE = (
-    keras.layers.Add, keras.layers.Multiply, keras.layers.Subtract, keras.layers.ReLU, keras.layers.ELU,
-    keras.layers.Activation, keras.layers.Dropout, keras.layers.Rescaling, PixelDistribution,
-)
-_GLOBAL = (keras.layers.Embedding, keras.layers.Reshape, keras.layers.Dense)
-
-
-class NotCacheable(ValueError):
-    """The model has a layer or a wiring the incremental evaluator cannot run."""
+__all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
 
 
 @dataclasses.dataclass
@@ -70,9 +54,9 @@ class _Tensor:
     ready: np.ndarray = None       # row phase: first image row at which row r is final
     pad: list = dataclasses.field(default_factory=lambda: [0, 0, 0, 0])  # top, bottom, left, right
     dtype: str = "float32"
-    # Features whose value at the current pixel reads the pixel's last channel: they
-    # are computed again once that channel is drawn ("refresh").
-    last_channel: np.ndarray = None
+    # `(K, C)`: feature k at the current pixel reads channel c of that pixel, so it is
+    # computed again once channel c is drawn. None for row-phase tensors.
+    current: np.ndarray = None
     # Whether values are kept for later steps; a pixel tensor read only at its own
     # pixel by pointwise layers lives for one step ("transient").
     cached: bool = True
@@ -87,262 +71,6 @@ class _Tensor:
     def need_pad(self, top=0, bottom=0, left=0, right=0):
         self.pad = [max(p, q) for p, q in zip(self.pad, (top, bottom, left, right))]
 
-
-def _centre_reads(layer, flags):
-    """Output features of a masked conv whose centre tap reads a flagged input feature."""
-    kh, kw = layer.kernel_size
-    return (flags.astype(np.float32) @ layer._mask[kh // 2, kw // 2]) > 0
-
-
-def _taps(layer):
-    """Non-zero taps `(dy, dx)` of a masked kernel, relative to its centre."""
-    kh, kw = layer.kernel_size
-    used = np.any(layer._mask != 0, axis=(2, 3))
-    return [(dy - kh // 2, dx - kw // 2) for dy, dx in zip(*np.nonzero(used))]
-
-
-class _Rule:
-    """How one layer computes one output pixel and one output row from the caches."""
-
-    aux = ()  # names of extra per-layer state caches (an LSTM's cell)
-    reads_neighbours = True  # reads inputs at other pixels than its own
-    reads_own_output = False  # reads its own earlier outputs (a recurrence)
-
-    def __init__(self, layer, inputs, output):
-        self.layer, self.inputs, self.output = layer, inputs, output
-
-    def plan(self):
-        """Set the output's phase, shape, readiness; add the input paddings it needs."""
-        raise NotImplementedError
-
-    def last_channel(self):
-        """Which output features read the current pixel's last channel (conservative: all or none)."""
-        touched = any(t.last_channel is not None and t.last_channel.any() for t in self.inputs)
-        return np.full(self.output.depth, touched)
-
-    def pixel(self, values, row, col):
-        raise NotCacheable(f"Layer {self.layer.name!r} has no per-pixel rule")
-
-    def row(self, values, row):
-        raise NotCacheable(f"Layer {self.layer.name!r} has no per-row rule")
-
-
-def _spatial(inputs):
-    return [t for t in inputs if t.phase != "global"]
-
-
-def _copy_shape(output, source, phase, ready=None):
-    output.phase, output.height, output.width, output.factor = phase, source.height, source.width, source.factor
-    output.ready = ready
-
-
-class _Pointwise(_Rule):
-    """Layers that act on every pixel separately: call the layer on the slice."""
-
-    reads_neighbours = False
-
-    def plan(self):
-        spatial = _spatial(self.inputs)
-        if len({(t.height, t.width, t.factor) for t in spatial}) != 1:
-            raise NotCacheable(f"Layer {self.layer.name!r} mixes resolutions")
-        if any(t.phase in ("pixel", "image") for t in spatial):
-            for t in spatial:
-                if t.phase == "row" and np.any(t.ready > t.factor * np.arange(t.height)):
-                    raise NotCacheable(f"Layer {self.layer.name!r} reads a row before it is final")
-            _copy_shape(self.output, spatial[0], "pixel")
-        else:
-            _copy_shape(self.output, spatial[0], "row", np.max([t.ready for t in spatial], axis=0))
-
-    def last_channel(self):
-        flags = [np.zeros(t.depth, bool) if t.last_channel is None else t.last_channel for t in self.inputs
-                 if t.phase != "global"]
-        layer = self.layer
-        if isinstance(layer, keras.layers.Concatenate):
-            return np.concatenate(flags)
-        if isinstance(layer, GatedActivation):
-            return flags[0][0::2] | flags[0][1::2]
-        if isinstance(layer, ConcatELU):
-            return np.repeat(flags[0], 2)
-        if isinstance(layer, MaskedConv2D):
-            return _centre_reads(layer, flags[0])
-        if isinstance(layer, _ELEMENTWISE):
-            return np.logical_or.reduce(flags)
-        return super().last_channel()
-
-    def _call(self, args):
-        if isinstance(self.layer, keras.layers.Dropout):
-            return args[0]
-        return self.layer(args if self.many else args[0])
-
-    def pixel(self, values, row, col):
-        return self._call([values.at(t, row, col) for t in self.inputs])
-
-    def row(self, values, row):
-        return self._call([values.row(t, row) for t in self.inputs])
-
-
-class _Conv(_Rule):
-    """`MaskedConv2D`: a window of taps around input `(s*r, s*c)`."""
-
-    def plan(self):
-        (source,) = self.inputs
-        layer = self.layer
-        stride = layer.strides[0]
-        kh, kw = layer.kernel_size
-        self.taps = _taps(layer)
-        self.top = min(dy for dy, _ in self.taps)       # first kernel row used, relative to centre
-        self.bottom = max(dy for dy, _ in self.taps)
-        source.need_pad(top=kh // 2, bottom=kh // 2, left=kw // 2, right=kw // 2)
-        height, width = -(-source.height // stride), -(-source.width // stride)
-        last_row = np.minimum(stride * np.arange(height) + self.bottom, source.height - 1)
-        ready_in = source.ready_rows()[last_row]
-        reads_ahead = any(dy > 0 or (dy == 0 and dx > 0) for dy, dx in self.taps)
-        out = self.output
-        out.height, out.width, out.factor = height, width, source.factor * stride
-        if source.phase in ("pixel", "image") and not reads_ahead:
-            out.phase = "pixel"
-        elif source.phase == "row" and np.all(ready_in <= out.factor * np.arange(height)):
-            out.phase = "pixel"
-        else:
-            out.phase, out.ready = "row", ready_in
-
-    def last_channel(self):
-        flags = self.inputs[0].last_channel
-        return _centre_reads(self.layer, np.zeros(self.inputs[0].depth, bool) if flags is None else flags)
-
-    def _kernel(self):
-        kh = self.layer.kernel_size[0]
-        # (kh, kw, in, F) -> rows top..bottom actually used
-        return self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
-
-    def _finish(self, y):
-        if self.layer.use_bias:
-            y = y + self.layer.bias
-        return self.layer.activation(y)
-
-    def pixel(self, values, row, col):
-        stride = self.layer.strides[0]
-        kw = self.layer.kernel_size[1]
-        rows = self.bottom - self.top + 1
-        window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
-        kernel = self._kernel()
-        # (B, rows, kw, in) x (rows, kw, in, F) -> (B, F) -> (B, 1, 1, F)
-        y = tf.tensordot(window, kernel, axes=3)
-        return self._finish(y)[:, None, None, :]
-
-    def row(self, values, row):
-        stride = self.layer.strides[0]
-        kw = self.layer.kernel_size[1]
-        source = self.inputs[0]
-        rows = self.bottom - self.top + 1
-        slab = values.window(source, stride * row + self.top, rows, -(kw // 2), source.width + 2 * (kw // 2))
-        # (B, rows, W + kw - 1, in) -> (B, 1, ceil(W / s), F)
-        y = tf.nn.conv2d(slab, self._kernel(), strides=(1, 1, stride, 1), padding="VALID")
-        return self._finish(y)
-
-
-class _ShiftDown(_Rule):
-    def last_channel(self):
-        return np.zeros(self.output.depth, bool)
-
-    def plan(self):
-        (source,) = self.inputs
-        source.need_pad(top=1)
-        ready = np.concatenate([[0], source.ready_rows()[:-1]])
-        _copy_shape(self.output, source, "row", ready)
-
-    def row(self, values, row):
-        return values.window(self.inputs[0], row - 1, 1, 0, self.inputs[0].width)
-
-
-class _ShiftRight(_Rule):
-    def last_channel(self):
-        return np.zeros(self.output.depth, bool)
-
-    def plan(self):
-        (source,) = self.inputs
-        source.need_pad(left=1)
-        phase = "row" if source.phase == "row" else "pixel"
-        _copy_shape(self.output, source, phase, source.ready if phase == "row" else None)
-
-    def pixel(self, values, row, col):
-        return values.window(self.inputs[0], row, 1, col - 1, 1)
-
-    def row(self, values, row):
-        return values.window(self.inputs[0], row, 1, -1, self.inputs[0].width)
-
-
-class _UpSample(_Rule):
-    """`Conv2DTranspose(kernel_size=2, strides=2, padding="valid")`."""
-
-    def plan(self):
-        layer = self.layer
-        if tuple(layer.kernel_size) != (2, 2) or tuple(layer.strides) != (2, 2) or layer.padding != "valid":
-            raise NotCacheable(f"Conv2DTranspose {layer.name!r} must have kernel_size=strides=2, padding='valid'")
-        (source,) = self.inputs
-        out = self.output
-        out.height, out.width = 2 * source.height, 2 * source.width
-        if source.factor % 2:
-            raise NotCacheable(f"Layer {layer.name!r} up-samples above the image resolution")
-        out.factor = source.factor // 2
-        if source.phase == "row":
-            out.phase, out.ready = "row", np.repeat(source.ready, 2)
-        else:
-            out.phase = "pixel"
-
-    def _finish(self, y):
-        if self.layer.use_bias:
-            y = y + self.layer.bias
-        return self.layer.activation(y)
-
-    def pixel(self, values, row, col):
-        x = values.at(self.inputs[0], row // 2, col // 2)[:, 0, 0]
-        # kernel (2, 2, F, in): tap (row % 2, col % 2)
-        kernel = tf.gather_nd(self.layer.kernel, tf.stack([row % 2, col % 2])[None])[0]
-        return self._finish(tf.linalg.matvec(kernel, x))[:, None, None, :]
-
-    def row(self, values, row):
-        x = values.row(self.inputs[0], row // 2)[:, 0]
-        kernel = tf.gather(self.layer.kernel, row % 2)
-        # (B, W, in) x (2, F, in) -> (B, W, 2, F) -> (B, 1, 2W, F)
-        y = tf.einsum("bwi,qfi->bwqf", x, kernel)
-        y = tf.reshape(y, (tf.shape(y)[0], 1, -1, self.layer.filters))
-        return self._finish(y)
-
-
-_RULES = [
-    (MaskedConv2D, lambda layer: _Pointwise if layer.kernel_size == (1, 1) and layer.strides == (1, 1)
-     else _Conv),
-    (keras.layers.Conv2DTranspose, lambda layer: _UpSample),
-    (ShiftDown, lambda layer: _ShiftDown),
-    (ShiftRight, lambda layer: _ShiftRight),
-    (keras.layers.Conv2D, lambda layer: _Pointwise if tuple(layer.kernel_size) == (1, 1)
-     and tuple(layer.strides) == (1, 1) else None),
-    (_POINTWISE, lambda layer: _Pointwise),
-]
-
-
-def register_rule(layer_class, rule):
-    """Teach the planner a layer: `rule(layer)` returns a `_Rule` subclass.
-
-    Used by modules that define layers with their own incremental math (the
-    PixelRNN LSTMs), so this module does not import them.
-    """
-    _RULES.insert(0, (layer_class, rule))
-
-
-def _rule_for(layer):
-    for classes, choose in _RULES:
-        if isinstance(layer, classes):
-            rule = choose(layer)
-            if rule is not None:
-                return rule
-    if getattr(layer, "pointwise", False):
-        return _Pointwise
-    raise NotCacheable(
-        f"The cached sampler does not know layer {layer.name!r} ({type(layer).__name__}); "
-        "use method='naive' or add a rule with keras_pixelcnn.incremental.register_rule"
-    )
 
 
 class Values:
@@ -362,7 +90,8 @@ class Values:
             return self.current[tensor.key]
         top, _, left, _ = tensor.pad
         cache = self.caches[(tensor.key, aux)]
-        return tf.slice(cache, tf.stack([0, row + top, col + left, 0]), [-1, rows, cols, -1])
+        # Static sizes: a -1 size with a computed begin makes XLA pad the cache every step.
+        return tf.slice(cache, tf.stack([0, row + top, col + left, 0]), [cache.shape[0], rows, cols, cache.shape[3]])
 
     def at(self, tensor, row, col):
         if tensor.phase == "global":
@@ -402,7 +131,7 @@ class Values:
 
 @dataclasses.dataclass
 class _Step:
-    rule: _Rule
+    rule: object  # an incremental_rules rule
     output: _Tensor
 
 
@@ -426,7 +155,7 @@ class Plan:
         self.shape = (height, width, channels)
         self.tensors = {}
         self.image = self._add(image_input, _Tensor(0, "image", height, width, channels, dtype="int32"))
-        self.image.last_channel = np.arange(channels) == channels - 1
+        self.image.current = np.eye(channels, dtype=bool)
         for extra in model.inputs[1:]:
             self._add(extra, _Tensor(0, "global"))
         self.global_layers, self.pixel_steps, self.row_steps = [], [], []
@@ -438,8 +167,10 @@ class Plan:
         if out.phase != "pixel" or out.factor != 1:
             raise NotCacheable(f"Expected the model output to be computed pixel by pixel. Received: {out.phase}")
         self.output = out
-        # Pixel tensors to compute again once the last channel of a pixel is drawn.
-        self.refresh_steps = [step for step in self.pixel_steps if step.output.last_channel.any()]
+        # after_channel[c]: the pixel steps to compute again once channel c of the pixel is drawn
+        # (before drawing channel c + 1, and after the last channel for later pixels to read).
+        self.after_channel = [[step for step in self.pixel_steps if step.output.current[:, c].any()]
+                              for c in range(channels)]
         self._schedule_rows()
         self._mark_transient()
 
@@ -458,14 +189,14 @@ class Plan:
         arguments = node.arguments.args
         many = bool(arguments) and isinstance(arguments[0], (list, tuple))
         if all(t.phase == "global" for t in inputs):
-            if not isinstance(layer, _GLOBAL):
+            if not isinstance(layer, GLOBAL_LAYERS):
                 raise NotCacheable(f"Layer {layer.name!r} ({type(layer).__name__}) on labels is not supported")
             self.global_layers.append((layer, inputs, output, many))
             return
-        rule = _rule_for(layer)(layer, inputs, output)
+        rule = rule_for(layer)(layer, inputs, output)
         rule.many = many
         rule.plan()
-        output.last_channel = rule.last_channel() if output.phase == "pixel" else None
+        output.current = rule.reads_current() if output.phase == "pixel" else None
         (self.pixel_steps if output.phase == "pixel" else self.row_steps).append(_Step(rule, output))
 
     def _schedule_rows(self):

@@ -235,7 +235,7 @@ def cached_loop(model, jit_compile=True):
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         height, width, channels = known.shape[1:]
-        start = plan.initial(tf.shape(known)[0], labels)
+        start = plan.initial(known.shape[0], labels)
 
         def row_body(row, caches):
             values = Values(plan, dict(zip(keys, caches)), start.globals)
@@ -243,14 +243,16 @@ def cached_loop(model, jit_compile=True):
 
             def col_body(col, caches):
                 values = Values(plan, dict(zip(keys, caches)), start.globals)
+                params = plan.pixel(values, row, col)
                 for channel in range(channels):
-                    params = plan.pixel(values, row, col)
+                    if channel:  # only what reads the channel just drawn changes
+                        params = plan.pixel(values, row, col, plan.after_channel[channel - 1])
                     previous = values.window(plan.image, row, 1, col, 1)[:, 0, 0]
                     value = _pick(distribution, params, channel, noise[:, row, col, channel], previous,
                                   known[:, row, col, channel], known_mask[:, row, col, channel],
                                   temperature, greedy)
                     values.write_channel(plan.image, row, col, channel, value)
-                plan.pixel(values, row, col, plan.refresh_steps)
+                plan.pixel(values, row, col, plan.after_channel[channels - 1])
                 return col + 1, [values.caches[key] for key in keys]
 
             caches = [values.caches[key] for key in keys]
@@ -260,4 +262,5 @@ def cached_loop(model, jit_compile=True):
         caches = tf.while_loop(lambda row, _: row < height, row_body, (tf.constant(0), caches))[1]
         return caches[keys.index(image_key)]
 
-    return tf.function(run, autograph=False, jit_compile=jit_compile, reduce_retracing=True)
+    # One trace per batch size: XLA needs static shapes to update the caches in place.
+    return tf.function(run, autograph=False, jit_compile=jit_compile)

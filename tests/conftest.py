@@ -26,3 +26,4 @@ def float64():
     keras.config.set_dtype_policy("float64")
     yield
     keras.config.set_dtype_policy(previous)
+

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_pixelcnn as kp
+from helpers import tiny_model
 from keras_pixelcnn.causality import dependency_matrix
 
 CASES = [
@@ -15,10 +16,6 @@ CASES = [
 ]
 
 
-def _tiny(architecture, channels, num_classes=None, size=4, seed=0):
-    keras.utils.set_random_seed(seed)
-    return kp.build_model(architecture, (size, size, channels), num_classes=num_classes,
-                          filters=8 * channels, num_layers=2)
 
 
 def _inputs(model, images, labels):
@@ -36,7 +33,7 @@ def test_causal_on_every_earlier_subpixel(float64, architecture, channels, num_c
     Dead ReLUs can hide a dependence at one context, so three random contexts
     are summed.
     """
-    model = _tiny(architecture, channels, num_classes)
+    model = tiny_model(architecture, channels, num_classes)
     rng = np.random.default_rng(0)
     label = None if num_classes is None else 1
     contexts = [rng.integers(0, 256, (4, 4, channels)) for _ in range(3)]
@@ -54,7 +51,7 @@ def test_causal_on_every_earlier_subpixel(float64, architecture, channels, num_c
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_causal_in_float32_up_to_round_off(architecture):
-    model = _tiny(architecture, 3)
+    model = tiny_model(architecture, 3)
     d = dependency_matrix(model, np.random.default_rng(1).integers(0, 256, (4, 4, 3)))
     # A leak moves a log-probability by ~1e-3; float32 round-off by ~1 ulp (5e-7).
     assert d[np.triu_indices(d.shape[0])].max() < 1e-5
@@ -62,7 +59,7 @@ def test_causal_in_float32_up_to_round_off(architecture):
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_first_subpixel_distribution_ignores_the_image(architecture):
-    model = _tiny(architecture, 1)
+    model = tiny_model(architecture, 1)
     images = np.random.default_rng(2).integers(0, 256, (5, 4, 4, 1))
     params = keras.ops.convert_to_numpy(model(images))
     np.testing.assert_allclose(params[:, 0, 0], np.broadcast_to(params[:1, 0, 0], params[:, 0, 0].shape),
@@ -71,7 +68,7 @@ def test_first_subpixel_distribution_ignores_the_image(architecture):
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_label_changes_the_distribution(architecture):
-    model = _tiny(architecture, 1, num_classes=3)
+    model = tiny_model(architecture, 1, num_classes=3)
     images = np.repeat(np.random.default_rng(3).integers(0, 256, (1, 4, 4, 1)), 3, axis=0)
     log_p = kp.log_prob(model, images, labels=np.arange(3))
     assert np.ptp(log_p) > 1e-4
@@ -79,7 +76,7 @@ def test_label_changes_the_distribution(architecture):
 
 @pytest.mark.parametrize("architecture, channels, num_classes", CASES)
 def test_probabilities_of_one_subpixel_sum_to_one(architecture, channels, num_classes):
-    model = _tiny(architecture, channels, num_classes)
+    model = tiny_model(architecture, channels, num_classes)
     base = np.random.default_rng(4).integers(0, 256, (4, 4, channels))
     labels = None if num_classes is None else np.full((256,), 2)
     for row, col, channel in [(0, 0, 0), (2, 1, channels - 1), (3, 3, 0)]:
@@ -92,7 +89,7 @@ def test_probabilities_of_one_subpixel_sum_to_one(architecture, channels, num_cl
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_config_round_trip(architecture):
-    model = _tiny(architecture, 3, num_classes=3)
+    model = tiny_model(architecture, 3, num_classes=3)
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
     images = np.random.default_rng(5).integers(0, 256, (2, 4, 4, 3))
@@ -104,7 +101,7 @@ def test_config_round_trip(architecture):
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_keras_file_round_trip(tmp_path, architecture):
-    model = _tiny(architecture, 1, num_classes=3)
+    model = tiny_model(architecture, 1, num_classes=3)
     loss, metric = kp.loss_and_metric(model)
     model.compile(optimizer="adam", loss=loss, metrics=[metric])
     images = np.random.default_rng(6).integers(0, 256, (4, 4, 4, 1))
@@ -134,6 +131,10 @@ def test_filters_and_num_layers_are_honoured():
         (dict(architecture="pixelcnn", image_shape=(8, 8, 3), filters=4), "filters=4"),
         (dict(architecture="pixelcnn", num_classes=1), "num_classes=1"),
         (dict(architecture="pixelcnn", dropout=0.5), "dropout"),
+        (dict(architecture="pixelcnn_pp", dropout=1.0), "dropout=1.0"),
+        (dict(architecture="pixelcnn_pp", image_shape=(6, 6, 1)), r"image_shape=\(6, 6, 1\)"),
+        (dict(architecture="gated_pixelcnn", image_shape=(8, 8, 3), filters=8), "filters=8"),
+        (dict(architecture="row_lstm", image_shape=(8, 8, 3), filters=9), "filters=9"),
     ],
 )
 def test_bad_arguments_raise_value_error(kwargs, message):

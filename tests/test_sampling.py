@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import keras_pixelcnn as kp
+from helpers import tiny_model
 from keras_pixelcnn import incremental
 from keras_pixelcnn.sampling import complete, sample
 
@@ -15,10 +16,6 @@ CASES = [
 ]
 
 
-def _tiny(architecture, channels, num_classes=None, size=4, seed=0):
-    keras.utils.set_random_seed(seed)
-    return kp.build_model(architecture, (size, size, channels), num_classes=num_classes,
-                          filters=8 * channels, num_layers=2)
 
 
 def _labels(num_classes, batch):
@@ -27,7 +24,7 @@ def _labels(num_classes, batch):
 
 @pytest.mark.parametrize("architecture, channels, num_classes", CASES)
 def test_cached_equals_naive_for_a_seed(architecture, channels, num_classes):
-    model = _tiny(architecture, channels, num_classes)
+    model = tiny_model(architecture, channels, num_classes)
     labels = _labels(num_classes, 3)
     naive = sample(model, 3, seed=11, labels=labels, method="naive")
     cached = sample(model, 3, seed=11, labels=labels, method="cached")
@@ -39,22 +36,21 @@ def test_cached_equals_naive_for_a_seed(architecture, channels, num_classes):
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_cached_equals_naive_on_a_wide_image(architecture):
-    """6x8 (not square): rows become final on schedule whatever the width."""
-    keras.utils.set_random_seed(1)
-    model = kp.build_model(architecture, (8, 12, 1), filters=8, num_layers=2)
+    """8x12 (not square): rows become final on schedule whatever the width."""
+    model = tiny_model(architecture, 1, size=(8, 12), seed=1)
     np.testing.assert_array_equal(sample(model, 2, seed=5, method="cached"),
                                   sample(model, 2, seed=5, method="naive"))
 
 
 def test_same_seed_same_images_other_seed_other_images():
-    model = _tiny("pixelcnn", 1)
+    model = tiny_model("pixelcnn", 1)
     first = sample(model, 4, seed=3)
     np.testing.assert_array_equal(sample(model, 4, seed=3), first)
     assert not np.array_equal(sample(model, 4, seed=4), first)
 
 
 def test_low_temperature_tends_to_greedy():
-    model = _tiny("pixelcnn", 3, 3)
+    model = tiny_model("pixelcnn", 3, 3)
     greedy = sample(model, 2, seed=0, labels=1, greedy=True)
     np.testing.assert_array_equal(sample(model, 2, seed=9, labels=1, temperature=1e-6), greedy)
     assert not np.array_equal(sample(model, 2, seed=9, labels=1, temperature=1.0), greedy)
@@ -62,7 +58,7 @@ def test_low_temperature_tends_to_greedy():
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_completion_keeps_every_known_subpixel(architecture):
-    model = _tiny(architecture, 3)
+    model = tiny_model(architecture, 3)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (3, 4, 4, 3))
     known = rng.random((3, 4, 4, 3)) < 0.5
@@ -75,7 +71,7 @@ def test_completion_keeps_every_known_subpixel(architecture):
 
 def test_completion_of_the_bottom_half_follows_the_sampler():
     """With nothing known, completion is sampling; with the top known, it keeps the top."""
-    model = _tiny("pixelcnn", 1)
+    model = tiny_model("pixelcnn", 1)
     drawn = sample(model, 2, seed=7)
     nothing = np.zeros((4, 4), bool)
     np.testing.assert_array_equal(complete(model, np.zeros_like(drawn), nothing, seed=7), drawn)
@@ -95,11 +91,11 @@ def test_completion_of_the_bottom_half_follows_the_sampler():
 )
 def test_bad_sampling_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        sample(_tiny("pixelcnn", 1), 2, **kwargs)
+        sample(tiny_model("pixelcnn", 1), 2, **kwargs)
 
 
 def test_bad_completion_arguments():
-    model = _tiny("pixelcnn", 1)
+    model = tiny_model("pixelcnn", 1)
     images = np.zeros((2, 4, 4, 1), np.int32)
     with pytest.raises(ValueError, match="boolean known_mask"):
         complete(model, images, np.zeros((4, 4), np.int32))
@@ -130,7 +126,7 @@ def test_planner_rejects_a_vertical_stack_read_in_its_own_row():
 
 
 def test_images_do_not_depend_on_the_batch_size_and_progress_is_reported():
-    model = _tiny("pixelcnn", 1)
+    model = tiny_model("pixelcnn", 1)
     done = []
     in_batches = sample(model, 5, seed=8, batch_size=2, progress=done.append)
     np.testing.assert_array_equal(in_batches, sample(model, 5, seed=8))

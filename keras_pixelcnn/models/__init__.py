@@ -1,9 +1,16 @@
 """Architecture registry and `build_model`."""
 
+from keras_pixelcnn.models import gated_pixelcnn
 from keras_pixelcnn.models import pixelcnn
+from keras_pixelcnn.models import pixelcnn_pp
+from keras_pixelcnn.models import pixelrnn
 
 _REGISTRY = {
     "pixelcnn": (pixelcnn.PixelCNNConfig, pixelcnn.build),
+    "gated_pixelcnn": (gated_pixelcnn.GatedPixelCNNConfig, gated_pixelcnn.build),
+    "row_lstm": (pixelrnn.RowLSTMConfig, pixelrnn.build_row_lstm),
+    "diagonal_bilstm": (pixelrnn.DiagonalBiLSTMConfig, pixelrnn.build_diagonal_bilstm),
+    "pixelcnn_pp": (pixelcnn_pp.PixelCNNPPConfig, pixelcnn_pp.build),
 }
 
 ARCHITECTURES = tuple(_REGISTRY)

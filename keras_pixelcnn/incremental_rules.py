@@ -1,0 +1,380 @@
+"""Per-layer rules of the incremental evaluator: one output pixel, one output row.
+
+Each rule restates a layer's own math for a single output pixel (`pixel`) or
+row (`row`), reading its inputs from the caches of `incremental.Values`, and
+tells the planner (`plan`) the phase, shape and readiness of its output. A
+layer that no rule knows makes the model not cacheable (`NotCacheable`).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pixelcnn.distributions import PixelDistribution
+from keras_pixelcnn.gated import ConcatELU, GatedActivation
+from keras_pixelcnn.masked_conv import MaskedConv2D
+from keras_pixelcnn.pixelrnn import DiagonalLSTM, RowLSTM, lstm_cell
+from keras_pixelcnn.shifts import ShiftDown, ShiftRight
+
+_POINTWISE = (
+    keras.layers.Add, keras.layers.Multiply, keras.layers.Subtract, keras.layers.Concatenate,
+    keras.layers.ReLU, keras.layers.ELU, keras.layers.Activation, keras.layers.Dropout,
+    keras.layers.Rescaling, PixelDistribution,
+)
+_ELEMENTWISE = (
+    keras.layers.Add, keras.layers.Multiply, keras.layers.Subtract, keras.layers.ReLU, keras.layers.ELU,
+    keras.layers.Activation, keras.layers.Dropout, keras.layers.Rescaling, PixelDistribution,
+)
+GLOBAL_LAYERS = (keras.layers.Embedding, keras.layers.Reshape, keras.layers.Dense)
+
+
+
+class NotCacheable(ValueError):
+    """The model has a layer or a wiring the incremental evaluator cannot run."""
+
+
+def _centre_reads(layer, flags):
+    """`(out, C)`: output features of a masked conv whose centre tap reads input features flagged `(in, C)`."""
+    kh, kw = layer.kernel_size
+    return (layer._mask[kh // 2, kw // 2].T @ flags.astype(np.float32)) > 0
+
+
+def _taps(layer):
+    """Non-zero taps `(dy, dx)` of a masked kernel, relative to its centre."""
+    kh, kw = layer.kernel_size
+    used = np.any(layer._mask != 0, axis=(2, 3))
+    return [(dy - kh // 2, dx - kw // 2) for dy, dx in zip(*np.nonzero(used))]
+
+
+class _Rule:
+    """How one layer computes one output pixel and one output row from the caches."""
+
+    aux = ()  # names of extra per-layer state caches (an LSTM's cell)
+    reads_neighbours = True  # reads inputs at other pixels than its own
+    reads_own_output = False  # reads its own earlier outputs (a recurrence)
+
+    def __init__(self, layer, inputs, output):
+        self.layer, self.inputs, self.output = layer, inputs, output
+
+    def plan(self):
+        """Set the output's phase, shape, readiness; add the input paddings it needs."""
+        raise NotImplementedError
+
+    def reads_current(self):
+        """`(K, C)` bools: output feature k reads channel c of the current pixel (conservative default)."""
+        touched = np.zeros(self.output_channels(), bool)
+        for t in self.inputs:
+            if t.current is not None:
+                touched |= t.current.any(axis=0)
+        return np.broadcast_to(touched, (self.output.depth, len(touched))).copy()
+
+    def output_channels(self):
+        return next(t.current.shape[1] for t in self.inputs if t.current is not None)
+
+    def pixel(self, values, row, col):
+        raise NotCacheable(f"Layer {self.layer.name!r} has no per-pixel rule")
+
+    def row(self, values, row):
+        raise NotCacheable(f"Layer {self.layer.name!r} has no per-row rule")
+
+
+def _spatial(inputs):
+    return [t for t in inputs if t.phase != "global"]
+
+
+def _copy_shape(output, source, phase, ready=None):
+    output.phase, output.height, output.width, output.factor = phase, source.height, source.width, source.factor
+    output.ready = ready
+
+
+class _Pointwise(_Rule):
+    """Layers that act on every pixel separately: call the layer on the slice."""
+
+    reads_neighbours = False
+
+    def plan(self):
+        spatial = _spatial(self.inputs)
+        if len({(t.height, t.width, t.factor) for t in spatial}) != 1:
+            raise NotCacheable(f"Layer {self.layer.name!r} mixes resolutions")
+        if any(t.phase in ("pixel", "image") for t in spatial):
+            for t in spatial:
+                if t.phase == "row" and np.any(t.ready > t.factor * np.arange(t.height)):
+                    raise NotCacheable(f"Layer {self.layer.name!r} reads a row before it is final")
+            _copy_shape(self.output, spatial[0], "pixel")
+        else:
+            _copy_shape(self.output, spatial[0], "row", np.max([t.ready for t in spatial], axis=0))
+
+    def reads_current(self):
+        channels = self.output_channels()
+        flags = [np.zeros((t.depth, channels), bool) if t.current is None else t.current for t in self.inputs
+                 if t.phase != "global"]
+        layer = self.layer
+        if isinstance(layer, keras.layers.Concatenate):
+            return np.concatenate(flags)
+        if isinstance(layer, GatedActivation):
+            return flags[0][0::2] | flags[0][1::2]
+        if isinstance(layer, ConcatELU):
+            return np.repeat(flags[0], 2, axis=0)
+        if isinstance(layer, MaskedConv2D):
+            return _centre_reads(layer, flags[0])
+        if isinstance(layer, _ELEMENTWISE):
+            return np.logical_or.reduce(flags)
+        return super().reads_current()
+
+    def _call(self, args):
+        if isinstance(self.layer, keras.layers.Dropout):
+            return args[0]
+        return self.layer(args if self.many else args[0])
+
+    def pixel(self, values, row, col):
+        return self._call([values.at(t, row, col) for t in self.inputs])
+
+    def row(self, values, row):
+        return self._call([values.row(t, row) for t in self.inputs])
+
+
+class _Conv(_Rule):
+    """`MaskedConv2D`: a window of taps around input `(s*r, s*c)`."""
+
+    def plan(self):
+        (source,) = self.inputs
+        layer = self.layer
+        stride = layer.strides[0]
+        kh, kw = layer.kernel_size
+        self.taps = _taps(layer)
+        self.top = min(dy for dy, _ in self.taps)       # first kernel row used, relative to centre
+        self.bottom = max(dy for dy, _ in self.taps)
+        source.need_pad(top=kh // 2, bottom=kh // 2, left=kw // 2, right=kw // 2)
+        height, width = -(-source.height // stride), -(-source.width // stride)
+        last_row = np.minimum(stride * np.arange(height) + self.bottom, source.height - 1)
+        ready_in = source.ready_rows()[last_row]
+        reads_ahead = any(dy > 0 or (dy == 0 and dx > 0) for dy, dx in self.taps)
+        out = self.output
+        out.height, out.width, out.factor = height, width, source.factor * stride
+        if source.phase in ("pixel", "image") and not reads_ahead:
+            out.phase = "pixel"
+        else:  # reads only whole rows (a row-phase input), or reads ahead in its own row
+            out.phase, out.ready = "row", ready_in
+
+    def reads_current(self):
+        flags = self.inputs[0].current
+        if flags is None:
+            return np.zeros((self.output.depth, self.output_channels()), bool)
+        return _centre_reads(self.layer, flags)
+
+    def _kernel(self):
+        kh = self.layer.kernel_size[0]
+        # (kh, kw, in, F) -> rows top..bottom actually used
+        return self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
+
+    def _finish(self, y):
+        if self.layer.use_bias:
+            y = y + self.layer.bias
+        return self.layer.activation(y)
+
+    def pixel(self, values, row, col):
+        stride = self.layer.strides[0]
+        kw = self.layer.kernel_size[1]
+        rows = self.bottom - self.top + 1
+        window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
+        kernel = self._kernel()
+        # (B, rows, kw, in) x (rows, kw, in, F) -> (B, F) -> (B, 1, 1, F)
+        y = tf.tensordot(window, kernel, axes=3)
+        return self._finish(y)[:, None, None, :]
+
+    def row(self, values, row):
+        stride = self.layer.strides[0]
+        kw = self.layer.kernel_size[1]
+        source = self.inputs[0]
+        rows = self.bottom - self.top + 1
+        slab = values.window(source, stride * row + self.top, rows, -(kw // 2), source.width + 2 * (kw // 2))
+        # (B, rows, W + kw - 1, in) -> (B, 1, ceil(W / s), F)
+        y = tf.nn.conv2d(slab, self._kernel(), strides=(1, 1, stride, 1), padding="VALID")
+        return self._finish(y)
+
+
+class _ShiftDown(_Rule):
+    def reads_current(self):
+        return np.zeros((self.output.depth, self.output_channels()), bool)
+
+    def plan(self):
+        (source,) = self.inputs
+        source.need_pad(top=1)
+        ready = np.concatenate([[0], source.ready_rows()[:-1]])
+        _copy_shape(self.output, source, "row", ready)
+
+    def row(self, values, row):
+        return values.window(self.inputs[0], row - 1, 1, 0, self.inputs[0].width)
+
+
+class _ShiftRight(_Rule):
+    def reads_current(self):
+        return np.zeros((self.output.depth, self.output_channels()), bool)
+
+    def plan(self):
+        (source,) = self.inputs
+        source.need_pad(left=1)
+        phase = "row" if source.phase == "row" else "pixel"
+        _copy_shape(self.output, source, phase, source.ready if phase == "row" else None)
+
+    def pixel(self, values, row, col):
+        return values.window(self.inputs[0], row, 1, col - 1, 1)
+
+    def row(self, values, row):
+        return values.window(self.inputs[0], row, 1, -1, self.inputs[0].width)
+
+
+class _UpSample(_Rule):
+    """`Conv2DTranspose(kernel_size=2, strides=2, padding="valid")`."""
+
+    def plan(self):
+        layer = self.layer
+        if tuple(layer.kernel_size) != (2, 2) or tuple(layer.strides) != (2, 2) or layer.padding != "valid":
+            raise NotCacheable(f"Conv2DTranspose {layer.name!r} must have kernel_size=strides=2, padding='valid'")
+        (source,) = self.inputs
+        out = self.output
+        out.height, out.width = 2 * source.height, 2 * source.width
+        if source.factor % 2:
+            raise NotCacheable(f"Layer {layer.name!r} up-samples above the image resolution")
+        out.factor = source.factor // 2
+        if source.phase == "row":
+            out.phase, out.ready = "row", np.repeat(source.ready, 2)
+        else:
+            out.phase = "pixel"
+
+    def _finish(self, y):
+        if self.layer.use_bias:
+            y = y + self.layer.bias
+        return self.layer.activation(y)
+
+    def pixel(self, values, row, col):
+        x = values.at(self.inputs[0], row // 2, col // 2)[:, 0, 0]
+        # kernel (2, 2, F, in): tap (row % 2, col % 2)
+        kernel = tf.gather_nd(self.layer.kernel, tf.stack([row % 2, col % 2])[None])[0]
+        return self._finish(tf.linalg.matvec(kernel, x))[:, None, None, :]
+
+    def row(self, values, row):
+        x = values.row(self.inputs[0], row // 2)[:, 0]
+        kernel = tf.gather(self.layer.kernel, row % 2)
+        # (B, W, in) x (2, F, in) -> (B, W, 2, F) -> (B, 1, 2W, F)
+        y = tf.einsum("bwi,qfi->bwqf", x, kernel)
+        y = tf.reshape(y, (tf.shape(y)[0], 1, -1, self.layer.filters))
+        return self._finish(y)
+
+
+class _RowLSTM(_Rule):
+    """`RowLSTM` at pixel (r, j): gates from the input at (r, j), h of row r - 1 at j - k//2 .. j + k//2."""
+
+    reads_neighbours = False
+    reads_own_output = True
+    aux = ("cell",)
+
+    def plan(self):
+        (source,) = self.inputs
+        if source.phase not in ("pixel", "image"):
+            raise NotCacheable(f"RowLSTM {self.layer.name!r} must read a pixel-by-pixel input")
+        _copy_shape(self.output, source, "pixel")
+        half = self.layer.kernel_size // 2
+        self.output.need_pad(top=1, left=half, right=half)
+
+    def reads_current(self):
+        # gate channels 4k .. 4k + 3 make feature k
+        return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
+
+    def pixel(self, values, row, col):
+        layer = self.layer
+        half = layer.kernel_size // 2
+        above = values.window(self.output, row - 1, 1, col - half, layer.kernel_size)
+        # (B, 1, k, F) x (k, F, 4F) -> (B, 4F)
+        state = tf.tensordot(above[:, 0], layer.state_kernel, axes=2)
+        gates = values.at(self.inputs[0], row, col)[:, 0, 0] + state + layer.bias
+        cell_above = values.window(self.output, row - 1, 1, col, 1, aux="cell")[:, 0, 0]
+        h, cell = lstm_cell(gates, cell_above)
+        values.write(self.output, row, col, cell[:, None, None], aux="cell")
+        return h[:, None, None]
+
+
+class _DiagonalLSTM(_Rule):
+    """`DiagonalLSTM`: left-to-right pixel by pixel; right-to-left a whole row at once."""
+
+    reads_neighbours = False
+    reads_own_output = True
+
+    def plan(self):
+        (source,) = self.inputs
+        if source.phase not in ("pixel", "image"):
+            raise NotCacheable(f"DiagonalLSTM {self.layer.name!r} must read a pixel-by-pixel input")
+        if self.layer.reverse:
+            # (r, j) reads (r, j + 1): the row is final once the input's row is.
+            _copy_shape(self.output, source, "row", source.ready_rows())
+            self.output.need_pad(top=1)
+        else:
+            self.aux = ("cell",)
+            _copy_shape(self.output, source, "pixel")
+            self.output.need_pad(top=1, left=1)
+
+    def reads_current(self):
+        return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
+
+    def pixel(self, values, row, col):
+        layer = self.layer
+        up = values.window(self.output, row - 1, 1, col, 1)[:, 0, 0]
+        left = values.window(self.output, row, 1, col - 1, 1)[:, 0, 0]
+        gates = (values.at(self.inputs[0], row, col)[:, 0, 0] + tf.matmul(up, layer.up_kernel)
+                 + tf.matmul(left, layer.side_kernel) + layer.bias)
+        h, cell = lstm_cell(gates, values.window(self.output, row, 1, col - 1, 1, aux="cell")[:, 0, 0])
+        values.write(self.output, row, col, cell[:, None, None], aux="cell")
+        return h[:, None, None]
+
+    def row(self, values, row):
+        layer = self.layer
+        # (B, 1, W, F) @ (F, 4F) + (B, 1, W, 4F) -> (B, W, 4F): all but the in-row term
+        above = values.window(self.output, row - 1, 1, 0, self.output.width)[:, 0]
+        gates = values.row(self.inputs[0], row)[:, 0] + tf.einsum("bwf,fg->bwg", above, layer.up_kernel) + layer.bias
+        h = tf.zeros_like(above[:, 0])
+        cell = tf.zeros_like(h)
+        outputs = []
+        for col in reversed(range(self.output.width)):  # right to left: (r, j) reads (r, j + 1)
+            h, cell = lstm_cell(gates[:, col] + tf.matmul(h, layer.side_kernel), cell)
+            outputs.append(h)
+        # W x (B, F) -> (B, 1, W, F), left to right
+        return tf.stack(outputs[::-1], axis=1)[:, None]
+
+
+_RULES = [
+    (RowLSTM, lambda layer: _RowLSTM),
+    (DiagonalLSTM, lambda layer: _DiagonalLSTM),
+    (MaskedConv2D, lambda layer: _Pointwise if layer.kernel_size == (1, 1) and layer.strides == (1, 1)
+     else _Conv),
+    (keras.layers.Conv2DTranspose, lambda layer: _UpSample),
+    (ShiftDown, lambda layer: _ShiftDown),
+    (ShiftRight, lambda layer: _ShiftRight),
+    (keras.layers.Conv2D, lambda layer: _Pointwise if tuple(layer.kernel_size) == (1, 1)
+     and tuple(layer.strides) == (1, 1) else None),
+    (_POINTWISE, lambda layer: _Pointwise),
+]
+
+
+def register_rule(layer_class, rule):
+    """Teach the planner a layer: `rule(layer)` returns a `_Rule` subclass.
+
+    Used by modules that define layers with their own incremental math (the
+    PixelRNN LSTMs), so this module does not import them.
+    """
+    _RULES.insert(0, (layer_class, rule))
+
+
+def rule_for(layer):
+    for classes, choose in _RULES:
+        if isinstance(layer, classes):
+            rule = choose(layer)
+            if rule is not None:
+                return rule
+    if getattr(layer, "pointwise", False):
+        return _Pointwise
+    raise NotCacheable(
+        f"The cached sampler does not know layer {layer.name!r} ({type(layer).__name__}); "
+        "use method='naive' or add a rule with keras_pixelcnn.incremental.register_rule"
+    )
+
+
