@@ -28,6 +28,9 @@ _OPTIONS = [
     ("--sample-images", int, "Images in the per-epoch sample grid, 0 for none. [16]"),
     ("--mixed-precision", click.Choice(["auto", "on", "off"]), "float16 compute. [auto: on GPU]"),
     ("--jit-compile", click.Choice(["auto", "on", "off"]), "XLA (TensorFlow backend). [auto: on GPU]"),
+    ("--exclude-classes", str, "Comma-separated labels to leave out (one-class-out anomaly detection)."),
+    ("--perturb-rate", float, "Replace this fraction of training sub-pixels by noise (likelihood-ratio "
+                              "background model). [0]"),
 ]
 
 
@@ -72,6 +75,11 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
         if config_file:
             with open(config_file) as handle:
                 values = json.load(handle)
+        if flags.get("exclude_classes") is not None:
+            try:
+                flags["exclude_classes"] = [int(part) for part in flags["exclude_classes"].split(",")]
+            except ValueError:
+                raise ValueError(f"Expected --exclude-classes like 3 or 3,5. Received: {flags['exclude_classes']!r}")
         values.update({key: value for key, value in flags.items() if value is not None})
         if os.path.exists(os.path.join(run_dir, "config.json")) and not config_file and not values:
             with open(os.path.join(run_dir, "config.json")) as handle:

@@ -238,3 +238,21 @@ def _load_tfds(name, split, data_dir):
         raise DataError(f"TFDS dataset {name!r} has images of varying size {shape}; use --image-size")
     return Source(name, split, f"tfds:{name}:{info.version}", shape, num_classes,
                   info.splits[split].num_examples, tf_dataset=elements)
+
+
+def without_classes(source, classes):
+    """The examples of an array source whose label is not in `classes` (one-class-out training).
+
+    Raises:
+        DataError: for a TFDS source or an unlabelled dataset.
+        ValueError: for a class the dataset does not have.
+    """
+    classes = sorted(set(classes))
+    if source.images is None or source.labels is None:
+        raise DataError(f"Excluding classes needs a labelled array dataset; {source.name!r} is not one")
+    bad = [label for label in classes if not 0 <= label < (source.num_classes or 0)]
+    if bad:
+        raise ValueError(f"Expected classes in [0, {source.num_classes}). Received: exclude_classes={bad}")
+    keep = ~np.isin(source.labels, classes)
+    return dataclasses.replace(source, images=source.images[keep], labels=source.labels[keep],
+                               num_examples=int(keep.sum()), split=f"{source.split} without {classes}")

@@ -85,7 +85,17 @@ def quantize(images, levels):
     return (as_int * levels // 256) * 255 // (levels - 1)
 
 
-def _array_dataset(images, labels, shuffle, repeat, seed):
+def _perturb(image, rate, seed, step):
+    """Replace each sub-pixel by a uniform value in [0, 255] with probability `rate` (Ren et al. 2019)."""
+    import tensorflow as tf
+
+    key = tf.stack([tf.cast(seed, tf.int64) + 0x9E37, tf.cast(step, tf.int64)])
+    replace = tf.random.stateless_uniform(tf.shape(image), key) < rate
+    noise = tf.random.stateless_uniform(tf.shape(image), key + 1, minval=0, maxval=256, dtype=tf.int32)
+    return tf.where(replace, tf.cast(noise, image.dtype), image)
+
+
+def _array_dataset(images, labels, shuffle, repeat, seed, perturb_rate=0.0):
     """Elements of in-memory arrays; shuffled by a stateless permutation per epoch.
 
     `index_shuffle` depends only on (seed, pass), so the order is the same
@@ -98,6 +108,8 @@ def _array_dataset(images, labels, shuffle, repeat, seed):
 
     count = len(images)
     if not shuffle:
+        if perturb_rate:
+            raise ValueError("Perturbed inputs are for shuffled training data only")
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
         return dataset.repeat() if repeat else dataset
     images, labels = tf.constant(images), tf.constant(labels)
@@ -106,14 +118,17 @@ def _array_dataset(images, labels, shuffle, repeat, seed):
         epoch, position = step // count, step % count
         index = tf.random.experimental.index_shuffle(
             position, tf.stack([tf.cast(seed, tf.int64), epoch]), count - 1)
-        return tf.gather(images, index), tf.gather(labels, index)
+        image = tf.gather(images, index)
+        if perturb_rate:
+            image = _perturb(image, perturb_rate, seed, step)
+        return image, tf.gather(labels, index)
 
     steps = tf.data.Dataset.range(count) if not repeat else tf.data.Dataset.range(2**62)
     return steps.map(element, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=False, repeat=False,
-                 seed=0, limit=None, drop_remainder=False):
+                 seed=0, limit=None, drop_remainder=False, perturb_rate=0.0):
     """A batched `tf.data.Dataset` of `(inputs, images)` pairs for `model.fit`/`evaluate`.
 
     Args:
@@ -126,6 +141,9 @@ def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=Fals
         seed: shuffle seed.
         limit: use only the first `limit` examples.
         drop_remainder: drop a last partial batch.
+        perturb_rate: replace this fraction of sub-pixels by uniform noise, a
+            fresh draw per example and pass (a likelihood-ratio background
+            model; arrays with 256 levels only).
 
     Returns:
         Elements `(images, images)` or `((images, labels), images)`, images
@@ -138,8 +156,11 @@ def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=Fals
     if source.tf_dataset is None:
         images = preprocessing.apply_numpy(source.images[:limit])
         labels = np.zeros(len(images), np.int32) if source.labels is None else source.labels[:limit]
-        dataset = _array_dataset(images, labels.astype(np.int32), shuffle, repeat, seed)
+        dataset = _array_dataset(images, labels.astype(np.int32), shuffle, repeat, seed, perturb_rate)
     else:
+        if perturb_rate:
+            raise ValueError(f"Perturbed training inputs need an array dataset (IDX or folder:); "
+                             f"{source.name!r} comes from TFDS")
         dataset = source.tf_dataset.take(limit if limit is not None else -1)
         dataset = dataset.map(
             lambda image, label: (preprocessing.apply_tensor(image, source.image_shape), tf.cast(label, tf.int32)),

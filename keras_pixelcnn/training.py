@@ -49,6 +49,10 @@ class TrainConfig:
         sample_images: images in the per-epoch sample grid (0: none).
         mixed_precision: "auto" (float16 on GPU), "on" or "off".
         jit_compile: XLA for the TensorFlow backend: "auto" (on GPU only), "on" or "off".
+        exclude_classes: labels left out of training and validation (one-class-out
+            anomaly detection), or None.
+        perturb_rate: fraction of training sub-pixels replaced by uniform noise
+            (the background model of a likelihood ratio, Ren et al. 2019; 0: off).
     """
 
     dataset: str = "fashion_mnist"
@@ -73,6 +77,8 @@ class TrainConfig:
     sample_images: int = 16
     mixed_precision: str = "auto"
     jit_compile: str = "auto"
+    exclude_classes: tuple | None = None
+    perturb_rate: float = 0.0
 
     def __post_init__(self):
         config_class(self.model)  # unknown architecture -> ValueError
@@ -86,6 +92,16 @@ class TrainConfig:
         for key in ("epochs", "batch_size"):
             if not (isinstance(getattr(self, key), int) and getattr(self, key) > 0):
                 raise ValueError(f"Expected {key} to be a positive int. Received: {key}={getattr(self, key)!r}")
+        if not (isinstance(self.perturb_rate, (int, float)) and 0 <= self.perturb_rate < 1):
+            raise ValueError(f"Expected perturb_rate in [0, 1). Received: perturb_rate={self.perturb_rate!r}")
+        if self.perturb_rate and self.levels != 256:
+            raise ValueError(f"perturb_rate needs 256 levels. Received: levels={self.levels}")
+        if self.exclude_classes is not None:
+            if isinstance(self.exclude_classes, int) and not isinstance(self.exclude_classes, bool):
+                object.__setattr__(self, "exclude_classes", (self.exclude_classes,))
+            if not all(isinstance(c, int) and not isinstance(c, bool) for c in self.exclude_classes):
+                raise ValueError(f"Expected integer class labels. Received: exclude_classes={self.exclude_classes!r}")
+            object.__setattr__(self, "exclude_classes", tuple(sorted(set(self.exclude_classes))))
         self.preprocessing()  # validate
 
     @classmethod
@@ -103,6 +119,7 @@ class TrainConfig:
     def to_dict(self):
         values = dataclasses.asdict(self)
         values["devices"] = None if self.devices is None else list(self.devices)
+        values["exclude_classes"] = None if self.exclude_classes is None else list(self.exclude_classes)
         return values
 
     def preprocessing(self):
@@ -122,10 +139,14 @@ def make_strategy(name, devices=None):
 def _split_sources(config):
     """Training and validation sources: the train split minus its held-out tail."""
     if config.validation_fraction == 0:
-        return data_lib.load(config.dataset, "train", config.data_dir), None
-    held_out = round(100 * config.validation_fraction)
-    train = data_lib.load(config.dataset, f"train[:{100 - held_out}%]", config.data_dir)
-    validation = data_lib.load(config.dataset, f"train[{100 - held_out}%:]", config.data_dir)
+        train, validation = data_lib.load(config.dataset, "train", config.data_dir), None
+    else:
+        held_out = round(100 * config.validation_fraction)
+        train = data_lib.load(config.dataset, f"train[:{100 - held_out}%]", config.data_dir)
+        validation = data_lib.load(config.dataset, f"train[{100 - held_out}%:]", config.data_dir)
+    if config.exclude_classes:
+        train = data_lib.without_classes(train, config.exclude_classes)
+        validation = validation and data_lib.without_classes(validation, config.exclude_classes)
     return train, validation
 
 
@@ -282,7 +303,8 @@ def fit(config, run_dir, verbose="auto"):
     preprocessing = config.preprocessing()
     # Always repeat: the stateless shuffle then draws a new permutation per pass over the data.
     train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,
-                              shuffle=True, repeat=True, seed=config.seed, drop_remainder=True)
+                              shuffle=True, repeat=True, seed=config.seed, drop_remainder=True,
+                              perturb_rate=config.perturb_rate)
     steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
     validation_data = None
     if validation is not None:

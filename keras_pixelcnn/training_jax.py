@@ -52,6 +52,9 @@ def fit(config, run_dir, verbose="auto"):
         raise ValueError(f"Expected batch_size divisible by the {jax.device_count()} devices. "
                          f"Received: batch_size={config.batch_size}")
     main = index == 0
+    if config.perturb_rate:
+        raise ValueError("perturb_rate (background models) is implemented in the tf.data pipeline: "
+                         "train it with the TensorFlow backend")
     train, validation, image_shape, num_classes, status = _prepare(config, run_dir, jax.device_count(),
                                                                    write=main)
     if main and status is None:

@@ -129,3 +129,36 @@ def test_pipeline_batches_conditional_pairs():
     assert batch.dtype.name == "int32" and tuple(batch.shape) == (4, 6, 6, 1)
     np.testing.assert_array_equal(batch.numpy(), targets.numpy())
     np.testing.assert_array_equal(labels.numpy(), [0, 1, 2, 0])
+
+
+def _labelled_source(count=40, classes=4):
+    images = np.random.default_rng(0).integers(0, 256, (count, 4, 4, 1)).astype(np.uint8)
+    labels = (np.arange(count) % classes).astype(np.int64)
+    return data.Source("toy", "train", "memory", (4, 4, 1), classes, count, images=images, labels=labels)
+
+
+def test_without_classes_drops_exactly_those_labels():
+    source = _labelled_source()
+    kept = data.without_classes(source, [1, 3])
+    assert kept.num_examples == 20 and set(kept.labels) == {0, 2}
+    np.testing.assert_array_equal(kept.images, source.images[source.labels % 2 == 0])
+    with pytest.raises(ValueError, match=r"exclude_classes=\[7\]"):
+        data.without_classes(source, [7])
+
+
+def test_perturbed_training_inputs_replace_about_the_rate_and_are_seeded():
+    source = _labelled_source(count=200)
+    batches = {}
+    for rate in (0.0, 0.25):
+        dataset = make_dataset(source, Preprocessing(), 200, conditional=False, shuffle=True, repeat=True,
+                               seed=3, perturb_rate=rate)
+        inputs, targets = next(iter(dataset))
+        np.testing.assert_array_equal(inputs.numpy(), targets.numpy())  # the model learns the perturbed data
+        batches[rate] = inputs.numpy()
+    changed = np.mean(batches[0.25] != batches[0.0])
+    assert 0.22 < changed < 0.27  # 0.25 * 255/256 of the sub-pixels get a new value
+    again = make_dataset(source, Preprocessing(), 200, conditional=False, shuffle=True, repeat=True, seed=3,
+                         perturb_rate=0.25)
+    np.testing.assert_array_equal(next(iter(again))[0].numpy(), batches[0.25])
+    with pytest.raises(ValueError, match="shuffled training data"):
+        make_dataset(source, Preprocessing(), 8, conditional=False, perturb_rate=0.1)

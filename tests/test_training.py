@@ -173,3 +173,15 @@ def test_two_process_jax_distributed_run_completes_a_step(tmp_path, kpixel):
     assert _epochs(run_dir) == [0]
     status = json.loads(open(os.path.join(run_dir, "run.json")).read())
     assert status["versions"]["backend"] == "jax" and status["completed"]
+
+
+def test_one_class_out_and_perturb_options_validate_and_round_trip():
+    config = TrainConfig(exclude_classes=[5, 2, 5], perturb_rate=0.2)
+    assert config.exclude_classes == (2, 5)
+    assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    with pytest.raises(ValueError, match="perturb_rate=1.5"):
+        TrainConfig(perturb_rate=1.5)
+    with pytest.raises(ValueError, match="levels=16"):
+        TrainConfig(perturb_rate=0.1, levels=16)
+    with pytest.raises(ValueError, match="exclude_classes"):
+        TrainConfig(exclude_classes=["shirt"])
