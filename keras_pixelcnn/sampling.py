@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
 from keras_pixelcnn.incremental import Plan, Values
-from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs
+from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs, model_num_classes
 
 METHODS = ("cached", "naive")
 
@@ -55,6 +55,10 @@ def _label_tensor(model, num_images, labels):
         raise ValueError(f"Expected integer labels. Received: dtype={labels.dtype}")
     if labels.ndim > 1 or (labels.ndim == 1 and labels.shape[0] != num_images):
         raise ValueError(f"Expected one label or {num_images} labels. Received: shape {labels.shape}")
+    num_classes = model_num_classes(model)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"Expected labels in [0, {num_classes}). Received: labels in "
+                         f"[{labels.min()}, {labels.max()}]")
     return tf.constant(np.broadcast_to(labels.astype(np.int32), (num_images,)))
 
 

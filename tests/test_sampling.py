@@ -131,3 +131,11 @@ def test_images_do_not_depend_on_the_batch_size_and_progress_is_reported():
     in_batches = sample(model, 5, seed=8, batch_size=2, progress=done.append)
     np.testing.assert_array_equal(in_batches, sample(model, 5, seed=8))
     assert done == [2, 4, 5]
+
+
+def test_labels_must_be_classes_of_the_model():
+    model = tiny_model("pixelcnn", 1, num_classes=3)
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\)"):
+        sample(model, 2, labels=3)
+    with pytest.raises(ValueError, match="one label or 2 labels"):
+        sample(model, 2, labels=[0, 1, 2])
