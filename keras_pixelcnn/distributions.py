@@ -50,6 +50,10 @@ class Distribution:
         return sample_from_log_probs(self.channel_log_probs(pixel_params, channel, previous),
                                      noise, temperature, greedy)
 
+    def portable_log_prob(self, params, images):
+        """`log_prob` written with ops every exporter supports (TFLite builtins); the same values."""
+        return self.log_prob(params, images)
+
 
 class Categorical(Distribution):
     """A 256-way categorical distribution for each sub-pixel.
@@ -85,6 +89,14 @@ class Categorical(Distribution):
         # than log_softmax + take_along_axis, whose gradient is a scatter.
         return -ops.sparse_categorical_crossentropy(ops.cast(images, "int32"), at_least_float32(logits),
                                                     from_logits=True)
+
+    def portable_log_prob(self, params, images):
+        """`log_prob` without the fused cross-entropy, which TFLite has no builtin for."""
+        shape = ops.shape(params)
+        # (B, H, W, C*256) -> (B, H, W, C, 256)
+        logits = ops.reshape(at_least_float32(params), (shape[0], shape[1], shape[2], self.channels, NUM_LEVELS))
+        one_hot = ops.one_hot(ops.cast(images, "int32"), NUM_LEVELS, dtype=logits.dtype)
+        return ops.sum(ops.log_softmax(logits, axis=-1) * one_hot, axis=-1)
 
     def channel_log_probs(self, pixel_params, channel, previous=None):
         """Log-probabilities `(B, 256)` of every value of channel `channel` of one pixel.
@@ -123,7 +135,9 @@ def sample_from_log_probs(log_probs, noise, temperature=1.0, greedy=False):
     if not greedy:
         gumbel = -ops.log(-ops.log(ops.cast(noise, log_probs.dtype)))
         log_probs = log_probs / ops.cast(temperature, log_probs.dtype) + gumbel
-    return ops.cast(ops.argmax(log_probs, axis=-1), "int32")
+    # top_k rather than argmax: Keras' TF argmax adds a sign-bit test (a bitwise op) that TFLite
+    # has no builtin for. Both return the first index of the maximum.
+    return ops.cast(ops.top_k(log_probs, 1)[1][..., 0], "int32")
 
 
 DISTRIBUTIONS = {Categorical.name: Categorical}

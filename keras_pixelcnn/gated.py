@@ -77,7 +77,10 @@ class ConcatELU(keras.layers.Layer):
     def call(self, inputs):
         # (..., K) -> (..., K, 2) -> (..., 2K)
         both = ops.stack([ops.elu(inputs), ops.elu(-inputs)], axis=-1)
-        return ops.reshape(both, tuple(ops.shape(inputs)[:-1]) + (-1,))
+        # A static 2K keeps the feature size known when the batch size is not (an exported
+        # graph); with -1, Keras' TF conv takes its XLA-only path for the next layer.
+        features = -1 if inputs.shape[-1] is None else 2 * inputs.shape[-1]
+        return ops.reshape(both, tuple(ops.shape(inputs)[:-1]) + (features,))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (2 * input_shape[-1],)

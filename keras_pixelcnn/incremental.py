@@ -90,8 +90,10 @@ class Values:
             return self.current[tensor.key]
         top, _, left, _ = tensor.pad
         cache = self.caches[(tensor.key, aux)]
-        # Static sizes: a -1 size with a computed begin makes XLA pad the cache every step.
-        return tf.slice(cache, tf.stack([0, row + top, col + left, 0]), [cache.shape[0], rows, cols, cache.shape[3]])
+        # Static sizes: a -1 size with a computed begin makes XLA pad the cache every step
+        # (the batch is static under XLA; an exported graph with a free batch size takes -1).
+        batch = -1 if cache.shape[0] is None else cache.shape[0]
+        return tf.slice(cache, tf.stack([0, row + top, col + left, 0]), [batch, rows, cols, cache.shape[3]])
 
     def at(self, tensor, row, col):
         if tensor.phase == "global":
@@ -111,7 +113,8 @@ class Values:
         top, _, left, _ = tensor.pad
         key = (tensor.key, aux)
         cache = self.caches[key]
-        batch, rows, cols = tf.shape(value)[0], value.shape[1], value.shape[2]
+        dynamic = tf.shape(value)
+        batch, rows, cols = (dynamic[i] if value.shape[i] is None else value.shape[i] for i in range(3))
         # indices (B, rows, cols, 3) of [b, y, x] in the padded cache
         b, y, x = tf.meshgrid(tf.range(batch), tf.range(rows) + row + top, tf.range(cols) + col + left,
                               indexing="ij")

@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
 from keras_pixelcnn.incremental import Plan, Values
 from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs, model_num_classes
+from keras_pixelcnn.noise import NOISE_SEED_LIMIT, uniform_noise
 
 METHODS = ("cached", "naive")
 
@@ -29,16 +30,15 @@ def sampling_noise(seeds, image_shape, noise_size=NOISE_SIZE):
 
     One draw per sub-pixel, made before sampling starts, so samplers that
     compute the same distributions draw the same images, and an image does
-    not depend on the others in its batch.
+    not depend on the others in its batch. The noise is a counter-based hash
+    (`keras_pixelcnn.noise`) that TFLite computes bit for bit alike.
 
     Args:
-        seeds: int `(B, 2)` stateless seeds, one pair per image.
+        seeds: int `(B, 2)` seed pairs `(seed, image index)`, each in [0, 2**32).
         image_shape: `(H, W, C)`.
     """
-    shape = tuple(image_shape) + (noise_size,)
-    return tf.map_fn(
-        lambda pair: tf.random.stateless_uniform(shape, seed=pair, minval=np.finfo(np.float32).tiny, maxval=1.0),
-        tf.cast(seeds, tf.int64), fn_output_signature=tf.float32)
+    seeds = tf.convert_to_tensor(seeds, tf.int64)
+    return uniform_noise(seeds[:, 0], seeds[:, 1], tuple(image_shape) + (noise_size,))
 
 
 def image_seeds(seed, first, count):
@@ -152,8 +152,8 @@ def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None,
 
 def _run(model, known, known_mask, seed, labels, temperature, method, greedy, batch_size=None, progress=None):
     """Run the sampler over `known` in batches; image i uses seed pair `(seed, i)`."""
-    if not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"Expected an integer seed. Received: seed={seed!r}")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < NOISE_SEED_LIMIT:
+        raise ValueError(f"Expected an integer seed in [0, 2**32). Received: seed={seed!r}")
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
         raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
     loop = _loop(model, method)
@@ -239,7 +239,7 @@ def cached_loop(model, jit_compile=True):
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         height, width, channels = known.shape[1:]
-        start = plan.initial(known.shape[0], labels)
+        start = plan.initial(tf.shape(known)[0] if known.shape[0] is None else known.shape[0], labels)
 
         def row_body(row, caches):
             values = Values(plan, dict(zip(keys, caches)), start.globals)

@@ -1,0 +1,70 @@
+"""TF Serving SavedModels, written with `keras.export.ExportArchive`.
+
+ExportArchive (not a hand-made `tf.Module`) because TF Serving loads a
+SavedModel with the TF1 session loader, which cannot find the variables of a
+hand-made module (keras-team/keras#20095, tensorflow/serving#2226).
+"""
+
+import os
+import shutil
+import tempfile
+
+import keras
+
+from keras_pixelcnn.export.signatures import ServingGraphs
+
+# The signatures a SavedModel holds; serving_default is `sample`.
+SAVEDMODEL_SIGNATURES = ("serving_default", "sample", "sample_with_temperature", "log_prob", "complete")
+
+
+def write_archive(model, path, graphs, names):
+    """Write an ExportArchive of `graphs`' endpoints `names` to `path` (a new directory)."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    endpoints = graphs.endpoints(tuple(n for n in dict.fromkeys(names) if n != "serving_default"))
+    for name in names:
+        fn, specs = endpoints["sample" if name == "serving_default" else name]
+        archive.add_endpoint(name, fn, specs)
+    archive.write_out(path, verbose=False)
+
+
+def export_savedmodel(model, base, name, version=1, jit_compile=False):
+    """Export `model` for TF Serving as `base/name/version/`.
+
+    The version directory is written under a temporary name beside it and
+    renamed into place when complete, so TF Serving (which watches `base/name`)
+    never loads half a model.
+
+    Args:
+        model: a keras_pixelcnn model.
+        base: the model base path TF Serving is given.
+        name: the model name (a directory under `base`).
+        version: positive integer version.
+        jit_compile: compile the sampling loop with XLA (TF Serving then needs
+            `--xla_cpu_compilation_enabled` on CPU).
+
+    Returns:
+        The path of the version directory.
+
+    Raises:
+        ValueError: for a bad name or version, or a version that already exists.
+    """
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"Expected a positive integer version. Received: version={version!r}")
+    if not name or os.sep in name or name in (".", ".."):
+        raise ValueError(f"Expected a model name without '{os.sep}'. Received: name={name!r}")
+    parent = os.path.join(base, name)
+    target = os.path.join(parent, str(version))
+    if os.path.exists(target):
+        raise ValueError(f"{target} already exists: choose another --version")
+    graphs = ServingGraphs(model, checks=True, jit_compile=jit_compile)
+    os.makedirs(parent, exist_ok=True)
+    # A dot-name: TF Serving only loads directories named by a number.
+    temporary = tempfile.mkdtemp(dir=parent, prefix=f".{version}.tmp-")
+    try:
+        os.rmdir(temporary)  # ExportArchive creates it
+        write_archive(model, temporary, graphs, SAVEDMODEL_SIGNATURES)
+        os.rename(temporary, target)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return target

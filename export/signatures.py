@@ -1,0 +1,164 @@
+"""The serving functions of an exported model: sample, log_prob, complete.
+
+Each function takes batched tensors only, so it can be a TF Serving signature
+or a TFLite signature. Sampling reuses the package's cached sampler and noise,
+so an exported graph draws, for seed `s`, the image that
+`keras_pixelcnn.sample(model, 1, seed=s)` draws (seed pair `(s, 0)`).
+"""
+
+import math
+
+import tensorflow as tf
+
+from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
+from keras_pixelcnn.likelihood import model_num_classes
+from keras_pixelcnn.noise import NOISE_SEED_LIMIT, uniform_noise
+from keras_pixelcnn.sampling import cached_loop
+
+
+class ServingGraphs:
+    """Builds the exported functions of one model and their input signatures.
+
+    Args:
+        model: a keras_pixelcnn model (cacheable by `keras_pixelcnn.incremental`).
+        checks: validate inputs in-graph (seed, label and temperature ranges,
+            batch sizes that agree) with `tf.debugging` assertions whose
+            messages name the input. TFLite has no assertion op, so its
+            graphs are built without them.
+        jit_compile: compile the sampling loop with XLA. Off by default:
+            TF Serving runs XLA on CPU only with `--xla_cpu_compilation_enabled`.
+        batch_size: a fixed batch size for every input, or None for any.
+
+    Raises:
+        keras_pixelcnn.incremental.NotCacheable: for a model the cached sampler cannot run.
+    """
+
+    def __init__(self, model, checks=True, jit_compile=False, batch_size=None):
+        self.model = model
+        self.checks = checks
+        self.batch_size = batch_size
+        self.shape = tuple(model.inputs[0].shape[1:])  # (H, W, C)
+        self.num_classes = model_num_classes(model)
+        self.distribution = distribution_of(model)
+        loop = cached_loop(model, jit_compile=jit_compile)
+        # Without XLA, inline the loop's Python function: one graph, nothing nested to convert.
+        self._loop = loop if jit_compile else loop.python_function
+
+    @property
+    def conditional(self):
+        return self.num_classes is not None
+
+    # ------------------------------------------------------------------ specs
+    def _specs(self, *names):
+        batch = (self.batch_size,)
+        known = {
+            "seed": tf.TensorSpec(batch, tf.int64, name="seed"),
+            "label": tf.TensorSpec(batch, tf.int64, name="label"),
+            "temperature": tf.TensorSpec(batch, tf.float32, name="temperature"),
+            "images": tf.TensorSpec(batch + self.shape, tf.uint8, name="images"),
+            "known_mask": tf.TensorSpec(batch + self.shape, tf.bool, name="known_mask"),
+        }
+        names = [n for n in names if n != "label" or self.conditional]
+        return names, [known[n] for n in names]
+
+    def endpoints(self, names=("sample", "sample_with_temperature", "log_prob", "complete")):
+        """`{name: (fn, input_signature)}` for the requested functions.
+
+        - `sample`: `seed` int64 `(B,)` [+ `label` int64 `(B,)`] -> `images` uint8 `(B, H, W, C)`.
+        - `sample_with_temperature`: the same plus `temperature` float32 `(B,)` (> 0).
+        - `log_prob`: `images` uint8 `(B, H, W, C)` [+ `label`] -> `log_prob` (nats) and
+          `bits_per_dim`, float32 `(B,)`.
+        - `complete`: `images`, `known_mask` bool `(B, H, W, C)`, `seed` [+ `label`] ->
+          `images` with every known sub-pixel kept.
+        """
+        inputs = {
+            "sample": ("seed", "label"),
+            "sample_with_temperature": ("seed", "temperature", "label"),
+            "log_prob": ("images", "label"),
+            "complete": ("images", "known_mask", "seed", "label"),
+        }
+        result = {}
+        for name in names:
+            arg_names, specs = self._specs(*inputs[name])
+            result[name] = (self._bind(getattr(self, f"_{name}"), arg_names), specs)
+        return result
+
+    @staticmethod
+    def _bind(method, arg_names):
+        """A function of positional tensors in `arg_names` order (signature inputs are named by the specs)."""
+        def fn(*tensors):
+            return method(**dict(zip(arg_names, tensors)))
+
+        fn.__name__ = method.__name__.lstrip("_")
+        return fn
+
+    # ------------------------------------------------------------- functions
+    def _sample(self, seed, label=None):
+        return self._sample_with_temperature(seed, None, label)
+
+    def _sample_with_temperature(self, seed, temperature=None, label=None):
+        batch = tf.shape(seed)[0] if seed.shape[0] is None else seed.shape[0]
+        known = tf.zeros((batch,) + self.shape, tf.int32)
+        return self._draw(known, tf.zeros_like(known, tf.bool), seed, label, temperature)
+
+    def _complete(self, images, known_mask, seed, label=None):
+        seed = self._assert(seed, lambda: [self._same_batch("known_mask", known_mask, images),
+                                           self._same_batch("seed", seed, images)])
+        return self._draw(tf.cast(images, tf.int32), known_mask, seed, label, None)
+
+    def _draw(self, known, known_mask, seed, label, temperature):
+        seed = self._check_seed(seed)
+        label = self._check_label(label, seed)
+        if temperature is None:
+            temperature = tf.constant(1.0)
+        else:
+            temperature = self._check_temperature(temperature, seed)[:, None]  # (B,) -> (B, 1)
+        noise = uniform_noise(seed, tf.zeros_like(seed), self.shape + (NOISE_SIZE,))
+        images = self._loop(noise, known, known_mask, label, temperature)
+        return {"images": tf.cast(images, tf.uint8)}
+
+    def _log_prob(self, images, label=None):
+        label = self._check_label(label, images)
+        images = tf.cast(images, tf.int32)
+        params = self.model([images, label] if self.conditional else images, training=False)
+        per_subpixel = self.distribution.portable_log_prob(params, images)  # (B, H, W, C)
+        log_prob = tf.reduce_sum(tf.reshape(per_subpixel, (tf.shape(images)[0], -1)), axis=1)
+        dims = math.prod(self.shape)
+        return {"log_prob": log_prob, "bits_per_dim": -log_prob / (dims * math.log(2.0))}
+
+    # ---------------------------------------------------------------- checks
+    def _assert(self, value, assertions):
+        """`value`, computed only after the assertions `assertions()` makes have passed (no-op without checks)."""
+        if not self.checks:
+            return value
+        with tf.control_dependencies(assertions()):
+            return tf.identity(value)
+
+    @staticmethod
+    def _same_batch(name, tensor, reference):
+        return tf.debugging.assert_equal(tf.shape(tensor)[0], tf.shape(reference)[0],
+                                         message=f"Expected one {name} per image")
+
+    def _check_seed(self, seed):
+        return self._assert(seed, lambda: [
+            tf.debugging.assert_greater_equal(seed, tf.constant(0, tf.int64), message="Expected seed >= 0"),
+            tf.debugging.assert_less(seed, tf.constant(NOISE_SEED_LIMIT, tf.int64),
+                                     message="Expected seed < 2**32"),
+        ])
+
+    def _check_label(self, label, batch_of):
+        if label is None:
+            return None
+        label = self._assert(label, lambda: [
+            self._same_batch("label", label, batch_of),
+            tf.debugging.assert_greater_equal(label, tf.constant(0, tf.int64), message="Expected label >= 0"),
+            tf.debugging.assert_less(label, tf.constant(self.num_classes, tf.int64),
+                                     message=f"Expected label < {self.num_classes} (the model's classes)"),
+        ])
+        return tf.cast(label, tf.int32)
+
+    def _check_temperature(self, temperature, seed):
+        return self._assert(temperature, lambda: [
+            self._same_batch("temperature", temperature, seed),
+            tf.debugging.assert_positive(temperature, message="Expected temperature > 0"),
+        ])

@@ -1,0 +1,71 @@
+"""TFLite files with a sampling and a likelihood signature, in builtin ops only.
+
+Select TF ops cannot run in the Python interpreters of TF 2.21 and
+ai-edge-litert (google-ai-edge/LiteRT#6458), so conversion allows builtins
+only and fails, naming the ops, when a graph needs anything else.
+"""
+
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from keras_pixelcnn.export.savedmodel import write_archive
+from keras_pixelcnn.export.signatures import ServingGraphs
+from keras_pixelcnn.images import atomic_path
+
+TFLITE_SIGNATURES = ("sample", "log_prob")
+
+
+class TFLiteConversionError(ValueError):
+    """A graph needs ops that are not TFLite builtins (or failed to convert)."""
+
+
+def _first_op_errors(message, limit=3):
+    """The lines of a converter error that name an unsupported op."""
+    lines = [line.strip() for line in str(message).splitlines() if "op is neither a custom op nor a flex op" in line]
+    names = sorted({line.split("'")[1] for line in lines if line.count("'") >= 2})
+    return ", ".join(names[:limit]) or str(message).strip().splitlines()[-1][:300]
+
+
+def export_tflite(model, path, batch_size=1):
+    """Write `model`'s `sample` and `log_prob` graphs as one `.tflite` file.
+
+    The batch size is fixed (TFLite needs static element shapes for the
+    recurrent layers' loops); `sample` takes `seed` int64 `(batch_size,)`
+    (and `label` for a conditional model) and returns `images` uint8;
+    `log_prob` takes `images` uint8 and returns `log_prob` and `bits_per_dim`.
+    Inputs are not validated in the graph (TFLite has no assertion op).
+
+    Args:
+        model: a keras_pixelcnn model.
+        path: the `.tflite` file to write (atomically).
+        batch_size: images per call.
+
+    Returns:
+        The size of the file in bytes.
+
+    Raises:
+        TFLiteConversionError: when a graph needs ops that are not TFLite builtins.
+        ValueError: for a bad batch size.
+    """
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"Expected a positive integer batch_size. Received: batch_size={batch_size!r}")
+    graphs = ServingGraphs(model, checks=False, batch_size=batch_size)
+    staging = tempfile.mkdtemp(prefix="kpixel-tflite-")
+    try:
+        saved = os.path.join(staging, "savedmodel")
+        write_archive(model, saved, graphs, TFLITE_SIGNATURES)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(TFLITE_SIGNATURES))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        try:
+            flatbuffer = converter.convert()
+        except Exception as error:  # the converter raises ConverterError with MLIR diagnostics
+            raise TFLiteConversionError(
+                f"Cannot convert {model.name!r} to TFLite builtin ops: {_first_op_errors(error)}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        handle.write(flatbuffer)
+    return len(flatbuffer)
