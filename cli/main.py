@@ -6,6 +6,7 @@ import keras_pixelcnn
 from keras_pixelcnn.cli.architectures import architectures
 from keras_pixelcnn.cli.complete import complete
 from keras_pixelcnn.cli.evaluate import evaluate
+from keras_pixelcnn.cli.export import export
 from keras_pixelcnn.cli.fit import fit
 from keras_pixelcnn.cli.sample import sample
 from keras_pixelcnn.cli.score import score
@@ -17,7 +18,7 @@ def cli():
     """Train, sample from, score and export autoregressive pixel models."""
 
 
-for command in (architectures, fit, evaluate, sample, complete, score):
+for command in (architectures, fit, evaluate, sample, complete, score, export):
     cli.add_command(command)
 
 

@@ -21,10 +21,12 @@ class ServingGraphs:
 
     Args:
         model: a keras_pixelcnn model (cacheable by `keras_pixelcnn.incremental`).
-        checks: validate inputs in-graph (seed, label and temperature ranges,
-            batch sizes that agree) with `tf.debugging` assertions whose
-            messages name the input. TFLite has no assertion op, so its
-            graphs are built without them.
+        checks: validate inputs in-graph (image, seed, label and temperature
+            ranges, batch sizes that agree) with `tf.debugging` assertions
+            whose messages name the input. Images are then int32, so that a
+            request with a value above 255 is refused instead of wrapped
+            around by a uint8 conversion. TFLite has no assertion op: its
+            graphs are built without checks and take uint8 images.
         jit_compile: compile the sampling loop with XLA. Off by default:
             TF Serving runs XLA on CPU only with `--xla_cpu_compilation_enabled`.
         batch_size: a fixed batch size for every input, or None for any.
@@ -55,7 +57,7 @@ class ServingGraphs:
             "seed": tf.TensorSpec(batch, tf.int64, name="seed"),
             "label": tf.TensorSpec(batch, tf.int64, name="label"),
             "temperature": tf.TensorSpec(batch, tf.float32, name="temperature"),
-            "images": tf.TensorSpec(batch + self.shape, tf.uint8, name="images"),
+            "images": tf.TensorSpec(batch + self.shape, tf.int32 if self.checks else tf.uint8, name="images"),
             "known_mask": tf.TensorSpec(batch + self.shape, tf.bool, name="known_mask"),
         }
         names = [n for n in names if n != "label" or self.conditional]
@@ -66,8 +68,8 @@ class ServingGraphs:
 
         - `sample`: `seed` int64 `(B,)` [+ `label` int64 `(B,)`] -> `images` uint8 `(B, H, W, C)`.
         - `sample_with_temperature`: the same plus `temperature` float32 `(B,)` (> 0).
-        - `log_prob`: `images` uint8 `(B, H, W, C)` [+ `label`] -> `log_prob` (nats) and
-          `bits_per_dim`, float32 `(B,)`.
+        - `log_prob`: `images` `(B, H, W, C)` in [0, 255] (int32 with checks, else uint8)
+          [+ `label`] -> `log_prob` (nats) and `bits_per_dim`, float32 `(B,)`.
         - `complete`: `images`, `known_mask` bool `(B, H, W, C)`, `seed` [+ `label`] ->
           `images` with every known sub-pixel kept.
         """
@@ -102,9 +104,10 @@ class ServingGraphs:
         return self._draw(known, tf.zeros_like(known, tf.bool), seed, label, temperature)
 
     def _complete(self, images, known_mask, seed, label=None):
+        images = self._check_images(images)
         seed = self._assert(seed, lambda: [self._same_batch("known_mask", known_mask, images),
                                            self._same_batch("seed", seed, images)])
-        return self._draw(tf.cast(images, tf.int32), known_mask, seed, label, None)
+        return self._draw(images, known_mask, seed, label, None)
 
     def _draw(self, known, known_mask, seed, label, temperature):
         seed = self._check_seed(seed)
@@ -118,8 +121,8 @@ class ServingGraphs:
         return {"images": tf.cast(images, tf.uint8)}
 
     def _log_prob(self, images, label=None):
+        images = self._check_images(images)
         label = self._check_label(label, images)
-        images = tf.cast(images, tf.int32)
         params = self.model([images, label] if self.conditional else images, training=False)
         per_subpixel = self.distribution.portable_log_prob(params, images)  # (B, H, W, C)
         log_prob = tf.reduce_sum(tf.reshape(per_subpixel, (tf.shape(images)[0], -1)), axis=1)
@@ -138,6 +141,14 @@ class ServingGraphs:
     def _same_batch(name, tensor, reference):
         return tf.debugging.assert_equal(tf.shape(tensor)[0], tf.shape(reference)[0],
                                          message=f"Expected one {name} per image")
+
+    def _check_images(self, images):
+        """int32 images, checked to lie in [0, 255]."""
+        images = tf.cast(images, tf.int32)
+        return self._assert(images, lambda: [
+            tf.debugging.assert_greater_equal(images, 0, message="Expected images in [0, 255]: found a value < 0"),
+            tf.debugging.assert_less_equal(images, 255, message="Expected images in [0, 255]: found a value > 255"),
+        ])
 
     def _check_seed(self, seed):
         return self._assert(seed, lambda: [
