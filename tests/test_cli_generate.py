@@ -1,6 +1,7 @@
 """`kpixel sample | complete | score` on a small saved run."""
 
 import csv
+import os
 import json
 import subprocess
 
@@ -94,3 +95,34 @@ def test_generation_commands_reject_bad_input_with_one_line(tmp_path, run_dir, r
     assert not (tmp_path / "g.png").exists()
     (tmp_path / "text.png").write_text("not a picture")
     assert "Cannot read image" in _error_line(run_kpixel("score", run, tmp_path / "text.png"))
+
+
+def test_export_writes_the_serving_layout_and_a_tflite_file(tmp_path, run_dir, run_kpixel):
+    run, model = run_dir
+    result = run_kpixel("export", run, "--format", "savedmodel", "--out", tmp_path / "serving", "--version", 3)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(tmp_path / "serving" / "run")) == ["3"]  # --name defaults to the run's name
+    assert (tmp_path / "serving" / "run" / "3" / "saved_model.pb").exists()
+    again = _error_line(run_kpixel("export", run, "--format", "savedmodel", "--out", tmp_path / "serving",
+                                   "--version", 3))
+    assert "already exists" in again
+    result = run_kpixel("export", run, "--format", "tflite", "--out", tmp_path / "m.tflite", "--batch-size", 2)
+    assert result.returncode == 0, result.stderr[-2000:]
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(tmp_path / "m.tflite")).get_signature_runner("sample")
+    np.testing.assert_array_equal(runner(seed=np.array([0, 1], np.int64))["images"],
+                                  np.concatenate([sample(model, 1, seed=0), sample(model, 1, seed=1)]))
+
+
+def test_export_rejects_bad_input_with_one_line(tmp_path, run_dir, run_kpixel):
+    run, _ = run_dir
+    assert "Not a run directory" in _error_line(
+        run_kpixel("export", tmp_path / "nope", "--format", "savedmodel", "--out", tmp_path / "s"))
+    assert "positive integer version" in _error_line(
+        run_kpixel("export", run, "--format", "savedmodel", "--out", tmp_path / "s", "--version", 0))
+    assert "positive integer batch_size" in _error_line(
+        run_kpixel("export", run, "--format", "tflite", "--out", tmp_path / "m.tflite", "--batch-size", 0))
+    (run / "best.keras").write_bytes(b"not a zip")
+    assert "Cannot load" in _error_line(run_kpixel("export", run, "--format", "tflite", "--out", tmp_path / "m.tflite"))
+    assert not (tmp_path / "s").exists() and not (tmp_path / "m.tflite").exists()
