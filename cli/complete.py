@@ -20,7 +20,7 @@ from keras_pixelcnn.cli.model_source import model_options, resolve_model
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="PNG row: the known part (unknown shown grey), then the completions.")
 @click.option("--npy", type=click.Path(dir_okay=False), default=None, help="Also save the completions here.")
-def complete(run_dir, which, image_path, mask_path, num, seed, temperature, label, method, out, npy):
+def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, temperature, label, method, out, npy):
     """Fill the black part of --mask in --image, NUM times, in raster order."""
     import numpy as np
 
@@ -30,7 +30,7 @@ def complete(run_dir, which, image_path, mask_path, num, seed, temperature, labe
     with user_errors():
         if num < 1:
             raise ValueError(f"Expected --num >= 1. Received: {num}")
-        model = resolve_model(run_dir, which)
+        model = resolve_model(run_dir, which, pretrained)
         shape = tuple(model.inputs[0].shape[1:])
         (image,), _ = read_images([image_path], shape)
         (mask,), _ = read_images([mask_path], shape[:2] + (1,))

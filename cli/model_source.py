@@ -1,17 +1,26 @@
-"""The model a command works on: a run directory's checkpoint."""
+"""The model a command works on: a run directory's checkpoint, or a model shipped with the package."""
 
 import click
 
 
 def model_options(command):
-    """Add RUN_DIR and --which to a command."""
+    """Add RUN_DIR (optional with --pretrained), --which and --pretrained to a command."""
+    command = click.option("--pretrained", default=None, metavar="NAME",
+                           help="Use a model shipped with the package instead of RUN_DIR (fashion_mnist).")(command)
     command = click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True,
                            help="Checkpoint of the run.")(command)
-    return click.argument("run_dir", type=click.Path(file_okay=False))(command)
+    return click.argument("run_dir", type=click.Path(file_okay=False), required=False)(command)
 
 
-def resolve_model(run_dir, which):
-    """Load RUN_DIR's `which` checkpoint (ValueError with one line when it can't)."""
+def resolve_model(run_dir, which, pretrained=None):
+    """Load RUN_DIR's `which` checkpoint or the shipped model `pretrained` (ValueError with one line when it can't)."""
+    if (run_dir is None) == (pretrained is None):
+        raise ValueError("Expected either RUN_DIR or --pretrained NAME. Received: "
+                         + ("both" if run_dir else "neither"))
+    if pretrained is not None:
+        from keras_pixelcnn.pretrained import load_pretrained
+
+        return load_pretrained(pretrained)
     from keras_pixelcnn.training import load_run
 
     return load_run(run_dir, which)[1]

@@ -17,7 +17,7 @@ from keras_pixelcnn.cli.model_source import model_options, resolve_model
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Images per sampler run.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="PNG grid to write.")
 @click.option("--npy", type=click.Path(dir_okay=False), default=None, help="Also save the uint8 images here.")
-def sample(run_dir, which, num, seed, temperature, label, method, greedy, batch_size, out, npy):
+def sample(run_dir, which, pretrained, num, seed, temperature, label, method, greedy, batch_size, out, npy):
     """Sample images from RUN_DIR's model into a PNG grid."""
     import numpy as np
 
@@ -26,7 +26,7 @@ def sample(run_dir, which, num, seed, temperature, label, method, greedy, batch_
     from keras_pixelcnn.sampling import sample as draw
 
     with user_errors():
-        model = resolve_model(run_dir, which)
+        model = resolve_model(run_dir, which, pretrained)
         labels = label
         if len(model.inputs) == 2 and label is None:
             labels = np.arange(num) % model_num_classes(model)

@@ -10,14 +10,14 @@ _COLUMNS = ["bits_per_dim", "png_bits_per_dim", "complexity", "background_bits_p
 
 @click.command()
 @model_options
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--label", type=int, default=None,
               help="Class of every image (conditional model; default: the marginal over classes).")
 @click.option("--background", type=click.Path(file_okay=False), default=None,
               help="Run dir of a background model (trained with --perturb-rate) for the likelihood ratio.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
 @click.option("--batch-size", type=int, default=256, show_default=True)
-def score(run_dir, which, images, label, background, csv_path, batch_size):
+def score(run_dir, which, pretrained, images, label, background, csv_path, batch_size):
     """Score IMAGES (PNG/JPEG files or .npy batches): higher is more anomalous."""
     import csv
 
@@ -26,8 +26,12 @@ def score(run_dir, which, images, label, background, csv_path, batch_size):
     from keras_pixelcnn.images import atomic_path, read_images
     from keras_pixelcnn.scoring import score as compute
 
+    if pretrained and run_dir:  # `kpixel score --pretrained NAME a.png ...`: the first image filled RUN_DIR
+        run_dir, images = None, (run_dir,) + images
+    if not images:
+        raise click.UsageError("Expected at least one image to score. Received: none")
     with user_errors():
-        model = resolve_model(run_dir, which)
+        model = resolve_model(run_dir, which, pretrained)
         pictures, names = read_images(images, tuple(model.inputs[0].shape[1:]))
         labels = None if label is None else np.full(len(pictures), label, np.int32)
         back = resolve_model(background, "best") if background else None
