@@ -7,6 +7,7 @@ Public API:
     Categorical, DiscretizedLogisticMixture -- output distributions
     log_prob, bits_per_dim             -- exact likelihood
     PixelNLL, BitsPerDim               -- loss and metric for `model.fit`
+    load_pretrained                    -- models shipped with the package ("fashion_mnist")
     sample, complete, score            -- generation, inpainting, anomaly scores
                                           (TensorFlow; imported on first use, so the
                                           models load without TensorFlow on the JAX backend)
@@ -25,6 +26,7 @@ from keras_pixelcnn.masked_conv import MaskedConv2D  # noqa: E402
 from keras_pixelcnn.masks import causal_mask  # noqa: E402
 from keras_pixelcnn.models import ARCHITECTURES, build_model  # noqa: E402
 from keras_pixelcnn.pixelrnn import DiagonalLSTM, RowLSTM  # noqa: E402
+from keras_pixelcnn.pretrained import load_pretrained  # noqa: E402
 from keras_pixelcnn.shifts import ShiftDown, ShiftRight  # noqa: E402
 
 _LAZY = {"sample": "keras_pixelcnn.sampling", "complete": "keras_pixelcnn.sampling",
@@ -59,6 +61,7 @@ __all__ = [
     "causal_mask",
     "complete",
     "distribution_of",
+    "load_pretrained",
     "log_prob",
     "loss_and_metric",
     "sample",
