@@ -263,6 +263,25 @@ class Plan:
                                   lambda keys=keys: [values.caches[key] for key in keys])
                 values.caches.update(zip(keys, updated))
 
+    def _pixel_on_grid(self, values, step, image_row, image_col):
+        """Compute a down-sampled tensor at the steps of its grid, keep its value at the others.
+
+        The cond returns only the new pixel, and the cache write happens outside it: a cond
+        that returns whole caches makes XLA copy them at every step (2.4x slower sampling of
+        PixelCNN++ at batch 16 on CPU).
+        """
+        factor = step.output.factor
+        row, col = image_row // factor, image_col // factor
+        cache = values.caches[(step.output.key, None)]
+
+        def fresh():
+            trial = Values(self, values.caches, values.globals, values.current)
+            return tf.cast(step.rule.pixel(trial, row, col), cache.dtype)
+
+        on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
+        value = tf.cond(on_grid, fresh, lambda: values.at(step.output, row, col))
+        values.write(step.output, row, col, value)
+
     def pixel(self, values, image_row, image_col, steps=None):
         """Compute pixel-phase tensors (all, or `steps`) at image pixel `(image_row, image_col)`.
 
@@ -283,8 +302,11 @@ class Plan:
 
             if factor == 1:
                 updated = compute()
-            else:
+            elif step.rule.aux:  # state besides the output (none of the down-sampled layers has any)
                 on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
                 updated = tf.cond(on_grid, compute, lambda keys=keys: [values.caches[key] for key in keys])
+            else:
+                self._pixel_on_grid(values, step, image_row, image_col)
+                continue
             values.caches.update(zip(keys, updated))
         return values.at(self.output, image_row, image_col)[:, 0, 0]
