@@ -57,7 +57,7 @@ def uniform_noise(seeds, indices, shape):
     key2 = _mix(key ^ tf.constant(second, _U32))
     count = int(np.prod(shape))
     counters = tf.cast(tf.range(count), _U32)  # (N,); TF has no uint32 range kernel
-    # Two rounds keyed by independent words: streams of different keys do not overlap.
+    # Two rounds, keyed by two words: streams of different keys are not shifted copies of each other.
     bits = _mix(_mix(counters[None, :] ^ key[:, None]) ^ key2[:, None])  # (B, N)
     # 24 high bits -> float32 exactly, centred in their interval: never 0 or 1.
     uniform = (tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, _U32)), tf.float32) + 0.5) * (1.0 / 2**24)
