@@ -9,7 +9,8 @@ def model_options(command):
                            help="Use a model shipped with the package instead of RUN_DIR (fashion_mnist).")(command)
     command = click.option("--which", type=click.Choice(["best", "last"]), default="best", show_default=True,
                            help="Checkpoint of the run.")(command)
-    return click.argument("run_dir", type=click.Path(file_okay=False), required=False)(command)
+    # No file_okay=False: with --pretrained, `kpixel score` takes its first image in this slot.
+    return click.argument("run_dir", type=click.Path(), required=False)(command)
 
 
 def resolve_model(run_dir, which, pretrained=None):
