@@ -21,9 +21,8 @@ import tensorflow as tf
 import keras_pixelcnn as kp
 from keras_pixelcnn.data import load
 from keras_pixelcnn.images import atomic_path, write_json
+from keras_pixelcnn.pretrained import WEIGHTS_DIR
 from keras_pixelcnn.training import load_run
-
-WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(kp.__file__)), "weights")
 
 
 def main():
@@ -37,8 +36,8 @@ def main():
     best = min(history, key=lambda row: float(row["val_bits_per_dim"]))
     test = load(config.dataset, "test")
     bits = kp.bits_per_dim(model, test.images)
-    os.makedirs(WEIGHTS, exist_ok=True)
-    path = os.path.join(WEIGHTS, f"{args.name}.keras")
+    os.makedirs(WEIGHTS_DIR, exist_ok=True)
+    path = os.path.join(WEIGHTS_DIR, f"{args.name}.keras")
     with atomic_path(path) as temporary:
         model.save(temporary)
     card = {
@@ -56,7 +55,7 @@ def main():
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "keras_pixelcnn": kp.__version__},
         "file_bytes": os.path.getsize(path),
     }
-    write_json(os.path.join(WEIGHTS, f"{args.name}.json"), card)
+    write_json(os.path.join(WEIGHTS_DIR, f"{args.name}.json"), card)
     print(json.dumps(card, indent=2))
 
 

@@ -7,20 +7,20 @@ beside it that says how it was trained and what it scores.
 import json
 import os
 
-_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 
 
 def available():
     """Names of the shipped models (e.g. "fashion_mnist")."""
-    if not os.path.isdir(_WEIGHTS):
+    if not os.path.isdir(WEIGHTS_DIR):
         return ()
-    return tuple(sorted(name[:-len(".keras")] for name in os.listdir(_WEIGHTS) if name.endswith(".keras")))
+    return tuple(sorted(name[:-len(".keras")] for name in os.listdir(WEIGHTS_DIR) if name.endswith(".keras")))
 
 
 def _path(name, suffix):
     if name not in available():
         raise ValueError(f"Expected a pretrained model in {list(available())}. Received: {name!r}")
-    return os.path.join(_WEIGHTS, name + suffix)
+    return os.path.join(WEIGHTS_DIR, name + suffix)
 
 
 def card(name):
