@@ -19,6 +19,11 @@ _OPTIONS = [
     ("--steps-per-epoch", int, "Batches per epoch (default: one pass over the data)."),
     ("--batch-size", int, "Global batch size. [64]"),
     ("--learning-rate", float, "Adam learning rate. [1e-3]"),
+    ("--lr-schedule", click.Choice(["constant", "cosine"]), "Learning rate: constant, or cosine decay to 0. "
+                                                           "[constant]"),
+    ("--ema-momentum", float, "Polyak-average the weights with this momentum (e.g. 0.9995); validation and "
+                              "checkpoints use the average. [off]"),
+    ("--init-from", str, "Start from the weights of this .keras file or run dir (same architecture)."),
     ("--seed", int, "Seed for weights, shuffling and sample grids. [0]"),
     ("--strategy", click.Choice(["auto", "default", "mirrored"]), "tf.distribute strategy. [auto]"),
     ("--validation-images", int, "Cap on validation images per epoch (default: all)."),

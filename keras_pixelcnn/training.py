@@ -29,6 +29,7 @@ from keras_pixelcnn.models import build_model, config_class
 from keras_pixelcnn.pipeline import Preprocessing, make_dataset
 
 STRATEGIES = ("auto", "default", "mirrored")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +40,12 @@ class TrainConfig:
         dataset, data_dir: see `keras_pixelcnn.data.load`.
         model: architecture name; filters, num_layers, model_options: its hyperparameters.
         epochs, steps_per_epoch, batch_size, learning_rate: optimisation (Adam).
+        lr_schedule: "constant", or "cosine" (decay to 0 over all epochs x steps).
+        ema_momentum: Polyak averaging of the weights (PixelCNN++ used 0.9995), or
+            None. Validation, checkpoints and sample grids then use the averaged
+            weights (`keras.callbacks.SwapEMAWeights`).
+        init_from: a `.keras` file or run dir whose weights start this run
+            (same architecture and options), e.g. to go on with another schedule.
         conditional: condition on class labels.
         seed: weights, shuffling and sample grids.
         strategy: "auto" (MirroredStrategy over all GPUs when there are several),
@@ -65,6 +72,9 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     batch_size: int = 64
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    ema_momentum: float | None = None
+    init_from: str | None = None
     conditional: bool = False
     seed: int = 0
     strategy: str = "auto"
@@ -87,6 +97,11 @@ class TrainConfig:
         for key in ("mixed_precision", "jit_compile"):
             if getattr(self, key) not in ("auto", "on", "off"):
                 raise ValueError(f"Expected {key} auto|on|off. Received: {key}={getattr(self, key)!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"Expected lr_schedule in {LR_SCHEDULES}. Received: lr_schedule={self.lr_schedule!r}")
+        if self.ema_momentum is not None and not (isinstance(self.ema_momentum, float)
+                                                  and 0 < self.ema_momentum < 1):
+            raise ValueError(f"Expected ema_momentum in (0, 1). Received: ema_momentum={self.ema_momentum!r}")
         if not 0 <= self.validation_fraction < 1:
             raise ValueError(f"Expected validation_fraction in [0, 1). Received: {self.validation_fraction!r}")
         for key in ("epochs", "batch_size"):
@@ -173,7 +188,8 @@ def _prepare_run_dir(config, run_dir):
     path = os.path.join(run_dir, "config.json")
     if os.path.exists(path):
         with open(path) as handle:
-            saved = json.load(handle)
+            # Through TrainConfig, so that options added since the run began take their defaults.
+            saved = TrainConfig.from_dict(json.load(handle)).to_dict()
         if saved != config.to_dict():
             changed = sorted(k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k))
             raise ValueError(f"{run_dir} holds a run with a different config (differs in {changed}); "
@@ -221,14 +237,38 @@ def _prepare(config, run_dir, replicas, write=True):
     return train, validation, image_shape, num_classes, status
 
 
-def _compiled_model(config, image_shape, num_classes):
+def _compiled_model(config, image_shape, num_classes, total_steps=1):
+    """The model, its weights from `config.init_from` if set, compiled with Adam.
+
+    `total_steps` (epochs x steps per epoch) is the length of a cosine schedule.
+    """
     model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
                         **config.model_options)
+    if config.init_from:
+        _load_initial_weights(model, config.init_from)
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
+    optimizer = keras.optimizers.Adam(learning_rate, use_ema=config.ema_momentum is not None,
+                                      ema_momentum=config.ema_momentum or 0.99)
     loss, _ = loss_and_metric(model)
     # bits/dim comes from the loss (BitsPerDimFromLoss), not from a metric that recomputes it.
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=loss,
-                  jit_compile=_resolve_jit(config.jit_compile))
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=_resolve_jit(config.jit_compile))
     return model
+
+
+def _load_initial_weights(model, source):
+    """Copy the weights of a `.keras` file (or a run dir's best.keras) into `model`."""
+    path = os.path.join(source, "best.keras") if os.path.isdir(source) else source
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Expected init_from to be a .keras file or a run dir. Received: {source!r}")
+    initial = keras.saving.load_model(path, compile=False)
+    shapes = [tuple(w.shape) for w in model.weights]
+    received = [tuple(w.shape) for w in initial.weights]
+    if shapes != received:
+        raise ValueError(f"Expected init_from to hold this architecture's {len(shapes)} weights with the same "
+                         f"shapes. Received: {len(received)} weights in {path} that differ")
+    model.set_weights(initial.get_weights())
 
 
 def _resolve_jit(setting):
@@ -255,8 +295,12 @@ def _callbacks(config, run_dir, has_validation, num_classes, backup_dir, checkpo
     """
     nan_stop = StopOnNaN()
     monitor = "val_bits_per_dim" if has_validation else "bits_per_dim"
-    callbacks = [BitsPerDimFromLoss(), keras.callbacks.BackupAndRestore(backup_dir), nan_stop,
-                 AtomicModelCheckpoint(checkpoint_dir or run_dir, monitor)]
+    # The backup sees the raw weights (it comes before the swap at the epoch's end);
+    # validation, checkpoints and sample grids see the averaged ones.
+    callbacks = [BitsPerDimFromLoss(), keras.callbacks.BackupAndRestore(backup_dir), nan_stop]
+    if config.ema_momentum is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(AtomicModelCheckpoint(checkpoint_dir or run_dir, monitor))
     if checkpoint_dir is None:
         callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True))
         if _has_tensorflow():
@@ -298,14 +342,14 @@ def fit(config, run_dir, verbose="auto"):
     train, validation, image_shape, num_classes, status = _prepare(config, run_dir, strategy.num_replicas_in_sync)
     if status is None:
         return None
+    steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
     with strategy.scope():
-        model = _compiled_model(config, image_shape, num_classes)
+        model = _compiled_model(config, image_shape, num_classes, config.epochs * steps)
     preprocessing = config.preprocessing()
     # Always repeat: the stateless shuffle then draws a new permutation per pass over the data.
     train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,
                               shuffle=True, repeat=True, seed=config.seed, drop_remainder=True,
                               perturb_rate=config.perturb_rate)
-    steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
     validation_data = None
     if validation is not None:
         validation_data = make_dataset(validation, preprocessing, config.batch_size,

@@ -7,6 +7,7 @@ assembles the global batch across all processes' devices. Needs no TensorFlow
 for array datasets (Fashion-MNIST IDX files, image folders).
 """
 
+import math
 import os
 import tempfile
 
@@ -64,9 +65,10 @@ def fit(config, run_dir, verbose="auto"):
     # Each process passes its own shard (below), so Keras must not shard again.
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
-    model = _compiled_model(config, image_shape, num_classes)
     preprocessing = config.preprocessing()
     images, labels = _arrays(train, preprocessing)
+    steps = config.steps_per_epoch or math.ceil(len(images) / config.batch_size)
+    model = _compiled_model(config, image_shape, num_classes, config.epochs * steps)
     # This process's shard; Keras joins the per-process batches into the global batch.
     images, labels = images[index::processes], labels[index::processes]
     x = [images, labels] if config.conditional else images

@@ -108,6 +108,61 @@ def test_a_different_config_in_the_same_run_dir_is_refused(tmp_path):
         fit(TrainConfig(epochs=1, steps_per_epoch=1, learning_rate=0.5, **TINY), str(tmp_path), verbose=0)
 
 
+def test_ema_checkpoints_hold_the_polyak_average_and_cosine_ends_at_zero(tmp_path, monkeypatch):
+    momentum = 0.5
+    config = TrainConfig(epochs=2, steps_per_epoch=3, ema_momentum=momentum, lr_schedule="cosine", **TINY)
+    raw = []
+    original = callbacks_lib.StopOnNaN.on_train_batch_end
+
+    def record(self, batch, logs=None):  # between the swaps, the model holds the raw weights
+        raw.append([np.array(w) for w in self.model.trainable_weights])
+        original(self, batch, logs)
+
+    monkeypatch.setattr(callbacks_lib.StopOnNaN, "on_train_batch_end", record)
+    history = fit(config, str(tmp_path), verbose=0)
+    assert len(raw) == 6
+    average = raw[0]  # Keras starts the average at the first step's weights
+    for weights in raw[1:]:
+        average = [momentum * a + (1 - momentum) * w for a, w in zip(average, weights)]
+    saved = keras.saving.load_model(tmp_path / "last.keras", compile=False).trainable_weights
+    for got, want in zip(saved, average):
+        np.testing.assert_allclose(np.array(got), want, atol=1e-6)
+    assert max(float(np.abs(a - w).max()) for a, w in zip(average, raw[-1])) > 5e-5  # not the raw weights
+    assert float(history.model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_init_from_starts_a_run_from_another_runs_weights(tmp_path, monkeypatch):
+    first = str(tmp_path / "first")
+    fit(TrainConfig(epochs=1, steps_per_epoch=2, **TINY), first, verbose=0)
+    # A run dir from before an option existed still resumes (missing keys take their defaults).
+    saved = json.loads((tmp_path / "first" / "config.json").read_text())
+    (tmp_path / "first" / "config.json").write_text(json.dumps(
+        {k: v for k, v in saved.items() if k not in ("lr_schedule", "ema_momentum", "init_from")}))
+    assert fit(TrainConfig(epochs=1, steps_per_epoch=2, **TINY), first, verbose=0) is None
+
+    started = {}
+    original_begin = callbacks_lib.AtomicModelCheckpoint.on_train_begin
+
+    def record(self, logs=None):
+        started["weights"] = self.model.get_weights()
+        original_begin(self, logs)
+
+    monkeypatch.setattr(callbacks_lib.AtomicModelCheckpoint, "on_train_begin", record)
+    fit(TrainConfig(epochs=1, steps_per_epoch=1, init_from=first, **TINY), str(tmp_path / "second"), verbose=0)
+    for got, want in zip(started["weights"], load_run(first)[1].get_weights()):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError, match="same shapes"):
+        fit(TrainConfig(epochs=1, steps_per_epoch=1, init_from=first, **dict(TINY, filters=4)),
+            str(tmp_path / "third"), verbose=0)
+    with pytest.raises(FileNotFoundError, match="init_from"):
+        fit(TrainConfig(epochs=1, steps_per_epoch=1, init_from=str(tmp_path / "nowhere.keras"), **TINY),
+            str(tmp_path / "fourth"), verbose=0)
+    with pytest.raises(ValueError, match="ema_momentum"):
+        TrainConfig(ema_momentum=1.5)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
+
+
 def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
     from keras_pixelcnn import likelihood
 
