@@ -3,8 +3,9 @@
     python benchmarks/ship_pretrained.py --run-dir runs/pp_fm --name fashion_mnist
 
 Writes keras_pixelcnn/weights/NAME.keras (the model without optimizer state)
-and NAME.json: the run's training options, the epochs it finished, the images
-it saw, its parameters, and its exact test bits/dim over the first 500 test
+and NAME.json: per training stage (a run, then the runs it was started from
+with `init_from`, or a `.keras` file's provenance in a `.json` beside it) its
+options and the epochs and images up to its best checkpoint; the parameters, and its exact test bits/dim over the first 500 test
 images and over the whole test split, then prints them.
 """
 
@@ -22,7 +23,38 @@ import keras_pixelcnn as kp
 from keras_pixelcnn.data import load
 from keras_pixelcnn.images import atomic_path, write_json
 from keras_pixelcnn.pretrained import WEIGHTS_DIR
-from keras_pixelcnn.training import load_run
+from keras_pixelcnn.training import TrainConfig, load_run
+
+
+def _stages(run_dir):
+    """The training stages that made `run_dir`'s best model, following `init_from` back to the first run."""
+    with open(os.path.join(run_dir, "config.json")) as handle:
+        config = TrainConfig.from_dict(json.load(handle))
+    with open(os.path.join(run_dir, "history.csv")) as handle:
+        history = list(csv.DictReader(handle))
+    best = min(history, key=lambda row: float(row["val_bits_per_dim"]))
+    epochs = int(best["epoch"]) + 1
+    stage = {"run_dir": run_dir, "epochs": epochs, "steps_per_epoch": config.steps_per_epoch,
+             "batch_size": config.batch_size, "images_seen": epochs * config.steps_per_epoch * config.batch_size,
+             "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
+             "ema_momentum": config.ema_momentum, "seed": config.seed,
+             "validation_bits_per_dim": round(float(best["val_bits_per_dim"]), 4)}
+    stage["init_from"] = config.init_from
+    return _earlier_stages(config.init_from) + [stage]
+
+
+def _earlier_stages(source):
+    """Stages behind `init_from`: a run dir, or a `.keras` file with a `.json` of its provenance beside it."""
+    if not source:
+        return []
+    if os.path.isdir(source):
+        return _stages(source)
+    record = os.path.splitext(source)[0] + ".json"
+    if not os.path.exists(record):
+        return [{"init_from": source, "images_seen": 0, "note": "no provenance record"}]
+    with open(record) as handle:
+        stage = json.load(handle)
+    return _earlier_stages(stage.get("init_from")) + [stage]
 
 
 def main():
@@ -31,9 +63,7 @@ def main():
     parser.add_argument("--name", required=True)
     args = parser.parse_args()
     config, model = load_run(args.run_dir, "best")
-    with open(os.path.join(args.run_dir, "history.csv")) as handle:
-        history = list(csv.DictReader(handle))
-    best = min(history, key=lambda row: float(row["val_bits_per_dim"]))
+    stages = _stages(args.run_dir)
     test = load(config.dataset, "test")
     bits = kp.bits_per_dim(model, test.images)
     os.makedirs(WEIGHTS_DIR, exist_ok=True)
@@ -44,11 +74,7 @@ def main():
         "name": args.name, "architecture": config.model, "image_shape": list(model.inputs[0].shape[1:]),
         "options": {"filters": config.filters, "num_layers": config.num_layers, **config.model_options},
         "parameters": model.count_params(), "dataset": config.dataset,
-        "training": {"epochs_finished": len(history), "best_epoch": int(best["epoch"]) + 1,
-                     "steps_per_epoch": config.steps_per_epoch, "batch_size": config.batch_size,
-                     "images_seen": len(history) * config.steps_per_epoch * config.batch_size,
-                     "learning_rate": config.learning_rate, "seed": config.seed,
-                     "validation_bits_per_dim": round(float(best["val_bits_per_dim"]), 4)},
+        "training": {"images_seen": sum(stage["images_seen"] for stage in stages), "stages": stages},
         "test_bits_per_dim_first_500": round(float(np.mean(bits[:500])), 4),
         "test_bits_per_dim": round(float(np.mean(bits)), 4), "test_images": len(bits),
         "hardware": f"{platform.machine()} {os.cpu_count()} CPU cores",
