@@ -55,7 +55,7 @@ def main():
 
     keras.utils.set_random_seed(0)
     config = TrainConfig(filters=args.filters, num_layers=args.num_layers, batch_size=args.batch_size)
-    ours = _compiled_model(config, (28, 28, 1), None)
+    ours = _compiled_model(config, (28, 28, 1), None, total_steps=1)  # constant rate: no schedule
     reference = build_reference((28, 28, 1), args.filters, args.num_layers)
     assert ours.count_params() == reference.count_params(), (ours.count_params(), reference.count_params())
 

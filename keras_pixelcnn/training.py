@@ -43,7 +43,8 @@ class TrainConfig:
         lr_schedule: "constant", or "cosine" (decay to 0 over all epochs x steps).
         ema_momentum: Polyak averaging of the weights (PixelCNN++ used 0.9995), or
             None. Validation, checkpoints and sample grids then use the averaged
-            weights (`keras.callbacks.SwapEMAWeights`).
+            weights (`keras.callbacks.SwapEMAWeights`); without a validation split
+            best.keras is chosen by the raw weights' training loss.
         init_from: a `.keras` file or run dir whose weights start this run
             (same architecture and options), e.g. to go on with another schedule.
         conditional: condition on class labels.
@@ -213,8 +214,9 @@ def _prepare(config, run_dir, replicas, write=True):
     `replicas` (devices the batch is split over) is recorded in `run.json`.
 
     Returns:
-        `(train, validation, image_shape, num_classes, status)`; `status` is
-        None when the run is already complete.
+        `(train, validation, image_shape, num_classes, status, initial_weights)`;
+        `status` is None when the run is already complete; `initial_weights` are
+        those of `config.init_from`, or None (no source, or a run being resumed).
     """
     keras.utils.set_random_seed(config.seed)
     # Read the data before touching the run dir, so a bad dataset leaves nothing behind.
@@ -223,6 +225,11 @@ def _prepare(config, run_dir, replicas, write=True):
     num_classes = train.num_classes if config.conditional else None
     if config.conditional and num_classes is None:
         raise ValueError(f"Dataset {config.dataset!r} has no class labels; drop --conditional")
+    initial_weights = None
+    if config.init_from and not os.path.isdir(os.path.join(run_dir, "backup")):
+        # Before the run dir is written, so a bad source leaves nothing behind; a resumed
+        # run takes its weights from the backup and no longer needs the source.
+        initial_weights = _initial_weights(config, image_shape, num_classes)
     status_path = os.path.join(run_dir, "run.json")
     status = {"versions": _versions(), "data": {"train": train.origin, "split": train.split,
               "examples": train.num_examples}, "image_shape": list(image_shape),
@@ -232,20 +239,20 @@ def _prepare(config, run_dir, replicas, write=True):
         if _prepare_run_dir(config, run_dir) and os.path.exists(status_path):
             with open(status_path) as handle:
                 if json.load(handle).get("completed"):
-                    return train, validation, image_shape, num_classes, None
+                    return train, validation, image_shape, num_classes, None, None
         write_json(status_path, status)
-    return train, validation, image_shape, num_classes, status
+    return train, validation, image_shape, num_classes, status, initial_weights
 
 
-def _compiled_model(config, image_shape, num_classes, total_steps=1):
-    """The model, its weights from `config.init_from` if set, compiled with Adam.
+def _compiled_model(config, image_shape, num_classes, total_steps, initial_weights=None):
+    """The model, with `initial_weights` if given, compiled with Adam.
 
     `total_steps` (epochs x steps per epoch) is the length of a cosine schedule.
     """
     model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
                         **config.model_options)
-    if config.init_from:
-        _load_initial_weights(model, config.init_from)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
@@ -257,18 +264,22 @@ def _compiled_model(config, image_shape, num_classes, total_steps=1):
     return model
 
 
-def _load_initial_weights(model, source):
-    """Copy the weights of a `.keras` file (or a run dir's best.keras) into `model`."""
+def _initial_weights(config, image_shape, num_classes):
+    """The weights of `config.init_from` (a `.keras` file or a run dir's best.keras), checked against the model."""
+    source = config.init_from
     path = os.path.join(source, "best.keras") if os.path.isdir(source) else source
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Expected init_from to be a .keras file or a run dir. Received: {source!r}")
+        raise FileNotFoundError("Expected init_from to be a .keras file or a run dir with best.keras. "
+                                f"Received: init_from={source!r}")
     initial = keras.saving.load_model(path, compile=False)
+    model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
+                        **config.model_options)
     shapes = [tuple(w.shape) for w in model.weights]
     received = [tuple(w.shape) for w in initial.weights]
-    if shapes != received:
-        raise ValueError(f"Expected init_from to hold this architecture's {len(shapes)} weights with the same "
-                         f"shapes. Received: {len(received)} weights in {path} that differ")
-    model.set_weights(initial.get_weights())
+    if shapes != received or [tuple(i.shape) for i in model.inputs] != [tuple(i.shape) for i in initial.inputs]:
+        raise ValueError(f"Expected init_from to hold this run's architecture, inputs and weight shapes "
+                         f"({len(shapes)} weights). Received: init_from={source!r}, which differs")
+    return initial.get_weights()
 
 
 def _resolve_jit(setting):
@@ -339,12 +350,13 @@ def fit(config, run_dir, verbose="auto"):
         return training_jax.fit(config, run_dir, verbose=verbose)
     _set_precision(config)
     strategy = make_strategy(config.strategy, config.devices)
-    train, validation, image_shape, num_classes, status = _prepare(config, run_dir, strategy.num_replicas_in_sync)
+    train, validation, image_shape, num_classes, status, initial_weights = _prepare(
+        config, run_dir, strategy.num_replicas_in_sync)
     if status is None:
         return None
     steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
     with strategy.scope():
-        model = _compiled_model(config, image_shape, num_classes, config.epochs * steps)
+        model = _compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
     preprocessing = config.preprocessing()
     # Always repeat: the stateless shuffle then draws a new permutation per pass over the data.
     train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,

@@ -56,8 +56,8 @@ def fit(config, run_dir, verbose="auto"):
     if config.perturb_rate:
         raise ValueError("perturb_rate (background models) is implemented in the tf.data pipeline: "
                          "train it with the TensorFlow backend")
-    train, validation, image_shape, num_classes, status = _prepare(config, run_dir, jax.device_count(),
-                                                                   write=main)
+    train, validation, image_shape, num_classes, status, initial_weights = _prepare(
+        config, run_dir, jax.device_count(), write=main)
     if main and status is None:
         return None
     keras.config.set_dtype_policy("mixed_bfloat16" if config.mixed_precision == "on" or (
@@ -67,8 +67,10 @@ def fit(config, run_dir, verbose="auto"):
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
     preprocessing = config.preprocessing()
     images, labels = _arrays(train, preprocessing)
-    steps = config.steps_per_epoch or math.ceil(len(images) / config.batch_size)
-    model = _compiled_model(config, image_shape, num_classes, config.epochs * steps)
+    # The steps Keras runs per epoch on this process's shard (the cosine schedule's length).
+    steps = math.ceil(len(images[index::processes]) / (config.batch_size // processes))
+    steps = min(steps, config.steps_per_epoch or steps)
+    model = _compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
     # This process's shard; Keras joins the per-process batches into the global batch.
     images, labels = images[index::processes], labels[index::processes]
     x = [images, labels] if config.conditional else images
