@@ -34,8 +34,12 @@ def _stages(run_dir):
         history = list(csv.DictReader(handle))
     best = min(history, key=lambda row: float(row["val_bits_per_dim"]))
     epochs = int(best["epoch"]) + 1
-    stage = {"run_dir": run_dir, "epochs": epochs, "steps_per_epoch": config.steps_per_epoch,
-             "batch_size": config.batch_size, "images_seen": epochs * config.steps_per_epoch * config.batch_size,
+    steps = config.steps_per_epoch
+    if steps is None:  # one pass over the training examples per epoch
+        with open(os.path.join(run_dir, "run.json")) as handle:
+            steps = max(1, json.load(handle)["data"]["examples"] // config.batch_size)
+    stage = {"run_dir": run_dir, "epochs": epochs, "steps_per_epoch": steps,
+             "batch_size": config.batch_size, "images_seen": epochs * steps * config.batch_size,
              "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
              "ema_momentum": config.ema_momentum, "seed": config.seed,
              "validation_bits_per_dim": round(float(best["val_bits_per_dim"]), 4)}
