@@ -1,0 +1,49 @@
+"""Save the raw (not weight-averaged) weights of a stopped run from its BackupAndRestore state.
+
+    python benchmarks/raw_weights.py --run-dir runs/pp2_fm --out runs/pp2_raw.keras
+
+With `ema_momentum`, a run's `.keras` files hold the averaged weights and its
+`backup/` holds the raw ones with the optimizer. This rebuilds the run's model,
+loads the backup, prints the step it reached and the validation-tail bits/dim
+of both weight sets (the last `--images` train images, default 500), and writes
+the raw weights as a `.keras` file for `--init-from`.
+"""
+
+import argparse
+import json
+import os
+
+import numpy as np
+
+import keras_pixelcnn as kp
+from keras_pixelcnn.data import load
+from keras_pixelcnn.images import atomic_path
+from keras_pixelcnn.training import TrainConfig, _compiled_model
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--images", type=int, default=500)
+    args = parser.parse_args()
+    with open(os.path.join(args.run_dir, "config.json")) as handle:
+        config = TrainConfig.from_dict(dict(json.load(handle), init_from=None))
+    with open(os.path.join(args.run_dir, "run.json")) as handle:
+        status = json.load(handle)
+    model = _compiled_model(config, tuple(status["image_shape"]), status["num_classes"], total_steps=1)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(args.run_dir, "backup", "latest.weights.h5"))
+    images = config.preprocessing().apply_numpy(load(config.dataset, "train").images[-args.images:])
+    print(f"step {int(model.optimizer.iterations)}")
+    print(f"raw weights: {float(np.mean(kp.bits_per_dim(model, images))):.4f} bits/dim")
+    with atomic_path(args.out) as temporary:
+        model.save(temporary, include_optimizer=False)
+    if model.optimizer.use_ema:
+        for variable, average in zip(model.trainable_variables, model.optimizer._model_variables_moving_average):
+            variable.assign(average)
+        print(f"averaged weights: {float(np.mean(kp.bits_per_dim(model, images))):.4f} bits/dim")
+
+
+if __name__ == "__main__":
+    main()
