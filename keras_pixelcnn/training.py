@@ -244,13 +244,17 @@ def _prepare(config, run_dir, replicas, write=True):
     return train, validation, image_shape, num_classes, status, initial_weights
 
 
+def _build(config, image_shape, num_classes):
+    return build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
+                       **config.model_options)
+
+
 def _compiled_model(config, image_shape, num_classes, total_steps, initial_weights=None):
     """The model, with `initial_weights` if given, compiled with Adam.
 
     `total_steps` (epochs x steps per epoch) is the length of a cosine schedule.
     """
-    model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
-                        **config.model_options)
+    model = _build(config, image_shape, num_classes)
     if initial_weights is not None:
         model.set_weights(initial_weights)
     learning_rate = config.learning_rate
@@ -272,8 +276,7 @@ def _initial_weights(config, image_shape, num_classes):
         raise FileNotFoundError("Expected init_from to be a .keras file or a run dir with best.keras. "
                                 f"Received: init_from={source!r}")
     initial = keras.saving.load_model(path, compile=False)
-    model = build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
-                        **config.model_options)
+    model = _build(config, image_shape, num_classes)
     shapes = [tuple(w.shape) for w in model.weights]
     received = [tuple(w.shape) for w in initial.weights]
     if shapes != received or [tuple(i.shape) for i in model.inputs] != [tuple(i.shape) for i in initial.inputs]:
