@@ -44,8 +44,7 @@ def main():
         model.save(temporary, include_optimizer=False)
     note = f"raw weights after {steps} steps, from the backup: {raw:.4f} bits/dim on the last {args.images} train images"
     if model.optimizer.use_ema:
-        for variable, average in zip(model.trainable_variables, model.optimizer._model_variables_moving_average):
-            variable.assign(average)
+        model.optimizer.finalize_variable_values(model.trainable_variables)  # the average into the model
         averaged = float(np.mean(kp.bits_per_dim(model, images)))
         print(f"averaged weights: {averaged:.4f} bits/dim")
         note += f" (the weight average: {averaged:.4f})"

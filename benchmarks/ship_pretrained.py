@@ -5,8 +5,9 @@
 Writes keras_pixelcnn/weights/NAME.keras (the model without optimizer state)
 and NAME.json: per training stage (a run, then the runs it was started from
 with `init_from`, or a `.keras` file's provenance in a `.json` beside it) its
-options and the epochs and images up to its best checkpoint; the parameters, and its exact test bits/dim over the first 500 test
-images and over the whole test split, then prints them.
+options and the epochs and images up to its best checkpoint; the parameters;
+and its exact test bits/dim over the first 500 test images and over the whole
+test split. It prints the card.
 """
 
 import argparse
@@ -42,8 +43,7 @@ def _stages(run_dir):
              "batch_size": config.batch_size, "images_seen": epochs * steps * config.batch_size,
              "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
              "ema_momentum": config.ema_momentum, "seed": config.seed,
-             "validation_bits_per_dim": round(float(best["val_bits_per_dim"]), 4)}
-    stage["init_from"] = config.init_from
+             "validation_bits_per_dim": round(float(best["val_bits_per_dim"]), 4), "init_from": config.init_from}
     return _earlier_stages(config.init_from) + [stage]
 
 

@@ -67,12 +67,12 @@ def fit(config, run_dir, verbose="auto"):
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))
     preprocessing = config.preprocessing()
     images, labels = _arrays(train, preprocessing)
-    # The steps Keras runs per epoch on this process's shard (the cosine schedule's length).
-    steps = math.ceil(len(images[index::processes]) / (config.batch_size // processes))
-    steps = min(steps, config.steps_per_epoch or steps)
-    model = _compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
     # This process's shard; Keras joins the per-process batches into the global batch.
     images, labels = images[index::processes], labels[index::processes]
+    # The steps Keras runs per epoch on this shard (the cosine schedule's length).
+    steps = math.ceil(len(images) / (config.batch_size // processes))
+    steps = min(steps, config.steps_per_epoch or steps)
+    model = _compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
     x = [images, labels] if config.conditional else images
     validation_data = None
     if validation is not None:
