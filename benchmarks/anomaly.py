@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from keras_pixelcnn import data
+from keras_pixelcnn.data import sources as data
 from keras_pixelcnn.scoring import auroc, score
 from keras_pixelcnn.training import TrainConfig, fit, load_run
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.export import export_savedmodel, export_tflite
-from keras_pixelcnn.pretrained import load_pretrained
+from keras_pixelcnn.models.pretrained import load_pretrained
 
 
 def _timed(run):

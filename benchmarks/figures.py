@@ -16,8 +16,8 @@ import numpy as np
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.data import load
-from keras_pixelcnn.images import make_grid, save_png
-from keras_pixelcnn.pretrained import load_pretrained
+from keras_pixelcnn.data.images import make_grid, save_png
+from keras_pixelcnn.models.pretrained import load_pretrained
 from keras_pixelcnn.training import load_run
 
 SCALE = 3

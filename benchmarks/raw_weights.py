@@ -18,8 +18,9 @@ import numpy as np
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.data import load
-from keras_pixelcnn.images import atomic_path, write_json
-from keras_pixelcnn.training import TrainConfig, _compiled_model
+from keras_pixelcnn.data.images import atomic_path, write_json
+from keras_pixelcnn.training import TrainConfig
+from keras_pixelcnn.training.common import compiled_model
 
 
 def main():
@@ -33,7 +34,7 @@ def main():
     with open(os.path.join(args.run_dir, "run.json")) as handle:
         status = json.load(handle)
     # The backup replaces every weight, so no init_from weights are loaded here.
-    model = _compiled_model(config, tuple(status["image_shape"]), status["num_classes"], total_steps=1)
+    model = compiled_model(config, tuple(status["image_shape"]), status["num_classes"], total_steps=1)
     model.optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(args.run_dir, "backup", "latest.weights.h5"))
     images = config.preprocessing().apply_numpy(load(config.dataset, "train").images[-args.images:])

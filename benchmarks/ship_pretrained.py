@@ -22,8 +22,8 @@ import tensorflow as tf
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.data import load
-from keras_pixelcnn.images import atomic_path, write_json
-from keras_pixelcnn.pretrained import WEIGHTS_DIR
+from keras_pixelcnn.data.images import atomic_path, write_json
+from keras_pixelcnn.models.pretrained import WEIGHTS_DIR
 from keras_pixelcnn.training import TrainConfig, load_run
 
 

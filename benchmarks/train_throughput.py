@@ -19,8 +19,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_pixelcnn as kp  # noqa: E402
-from keras_pixelcnn import data  # noqa: E402
-from keras_pixelcnn.training import TrainConfig, _compiled_model  # noqa: E402
+from keras_pixelcnn.data import sources as data  # noqa: E402
+from keras_pixelcnn.training import TrainConfig
+from keras_pixelcnn.training.common import compiled_model  # noqa: E402
 from reference_pixelcnn import build_reference  # noqa: E402
 
 
@@ -55,7 +56,7 @@ def main():
 
     keras.utils.set_random_seed(0)
     config = TrainConfig(filters=args.filters, num_layers=args.num_layers, batch_size=args.batch_size)
-    ours = _compiled_model(config, (28, 28, 1), None, total_steps=1)  # constant rate: no schedule
+    ours = compiled_model(config, (28, 28, 1), None, total_steps=1)  # constant rate: no schedule
     reference = build_reference((28, 28, 1), args.filters, args.num_layers)
     assert ours.count_params() == reference.count_params(), (ours.count_params(), reference.count_params())
 

@@ -24,7 +24,7 @@ def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, tempe
     """Fill the black part of --mask in --image, NUM times, in raster order."""
     import numpy as np
 
-    from keras_pixelcnn.images import atomic_path, make_grid, read_images, save_png
+    from keras_pixelcnn.data.images import atomic_path, make_grid, read_images, save_png
     from keras_pixelcnn.sampling import complete as fill
 
     with user_errors():

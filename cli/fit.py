@@ -67,11 +67,11 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
     if num_processes > 1:
         if keras.backend.backend() != "jax":
             raise click.UsageError("--num-processes > 1 needs --backend jax (Keras 3 has no multi-worker tf.distribute)")
-        from keras_pixelcnn.training_jax import initialize
+        from keras_pixelcnn.training.jax_backend import initialize
 
         initialize(coordinator, num_processes, process_id)
 
-    from keras_pixelcnn.callbacks import TrainingDiverged
+    from keras_pixelcnn.training.callbacks import TrainingDiverged
     from keras_pixelcnn.training import TrainConfig
     from keras_pixelcnn.training import fit as train
 

@@ -2,7 +2,7 @@
 
 import click
 
-import keras_pixelcnn
+from keras_pixelcnn._version import __version__
 from keras_pixelcnn.cli.architectures import architectures
 from keras_pixelcnn.cli.complete import complete
 from keras_pixelcnn.cli.evaluate import evaluate
@@ -13,7 +13,7 @@ from keras_pixelcnn.cli.score import score
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(keras_pixelcnn.__version__, prog_name="kpixel")
+@click.version_option(__version__, prog_name="kpixel")
 def cli():
     """Train, sample from, score and export autoregressive pixel models."""
 

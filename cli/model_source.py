@@ -19,7 +19,7 @@ def resolve_model(run_dir, which, pretrained=None):
         raise ValueError("Expected either RUN_DIR or --pretrained NAME. Received: "
                          + ("both" if run_dir else "neither"))
     if pretrained is not None:
-        from keras_pixelcnn.pretrained import load_pretrained
+        from keras_pixelcnn.models.pretrained import load_pretrained
 
         return load_pretrained(pretrained)
     from keras_pixelcnn.training import load_run

@@ -21,7 +21,7 @@ def sample(run_dir, which, pretrained, num, seed, temperature, label, method, gr
     """Sample images from RUN_DIR's model into a PNG grid."""
     import numpy as np
 
-    from keras_pixelcnn.images import atomic_path, make_grid, save_png
+    from keras_pixelcnn.data.images import atomic_path, make_grid, save_png
     from keras_pixelcnn.likelihood import model_num_classes
     from keras_pixelcnn.sampling import sample as draw
 

@@ -23,7 +23,7 @@ def score(run_dir, which, pretrained, images, label, background, csv_path, batch
 
     import numpy as np
 
-    from keras_pixelcnn.images import atomic_path, read_images
+    from keras_pixelcnn.data.images import atomic_path, read_images
     from keras_pixelcnn.scoring import score as compute
 
     if pretrained and run_dir:  # `kpixel score --pretrained NAME a.png ...`: the first image filled RUN_DIR

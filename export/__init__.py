@@ -6,7 +6,8 @@
 - `export_tflite(model, path)` writes one `.tflite` file with the signatures
   `sample` and `log_prob`, in TFLite builtin ops only.
 
-Installed as `keras_pixelcnn.export`; the library never imports it.
+Installed as `keras_pixelcnn.export`. May import everything in the library (sampling, likelihood,
+data, models, ...); only `cli/` imports it.
 """
 
 from keras_pixelcnn.export.savedmodel import SAVEDMODEL_SIGNATURES, export_savedmodel

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
 from keras_pixelcnn.likelihood import model_num_classes
-from keras_pixelcnn.noise import NOISE_SEED_LIMIT, uniform_noise
+from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
 from keras_pixelcnn.sampling import cached_loop
 
 
@@ -20,7 +20,7 @@ class ServingGraphs:
     """Builds the exported functions of one model and their input signatures.
 
     Args:
-        model: a keras_pixelcnn model (cacheable by `keras_pixelcnn.incremental`).
+        model: a keras_pixelcnn model (cacheable by `keras_pixelcnn.sampling.incremental`).
         checks: validate inputs in-graph (image, seed, label and temperature
             ranges, batch sizes that agree) with `tf.debugging` assertions
             whose messages name the input. Images are then int32, so that a
@@ -32,7 +32,7 @@ class ServingGraphs:
         batch_size: a fixed batch size for every input, or None for any.
 
     Raises:
-        keras_pixelcnn.incremental.NotCacheable: for a model the cached sampler cannot run.
+        keras_pixelcnn.sampling.incremental.NotCacheable: for a model the cached sampler cannot run.
     """
 
     def __init__(self, model, checks=True, jit_compile=False, batch_size=None):

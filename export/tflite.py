@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_pixelcnn.export.savedmodel import write_archive
 from keras_pixelcnn.export.signatures import ServingGraphs
-from keras_pixelcnn.images import atomic_path
+from keras_pixelcnn.data.images import atomic_path
 
 TFLITE_SIGNATURES = ("sample", "log_prob")
 

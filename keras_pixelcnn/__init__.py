@@ -1,5 +1,9 @@
 """keras-pixelcnn: autoregressive pixel models for Keras 3.
 
+This file is the public API; the code lives in subpackages that import one way only
+(layers <- distributions <- models <- likelihood <- sampling, scoring <- data <- training,
+then export/ and cli/ on top; see docs/ARCHITECTURE.md).
+
 Public API:
     build_model, ARCHITECTURES         -- the models
     MaskedConv2D, ShiftDown, ShiftRight, GatedActivation, ConcatELU,
@@ -18,16 +22,13 @@ import os
 # Hide TensorFlow's C++ start-up chatter unless the user asked for it.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from keras_pixelcnn.distributions import Categorical, PixelDistribution, distribution_of  # noqa: E402
+from keras_pixelcnn._version import __version__  # noqa: E402
+from keras_pixelcnn.distributions import (Categorical, DiscretizedLogisticMixture, PixelDistribution,  # noqa: E402
+                                          distribution_of)
+from keras_pixelcnn.layers import (ConcatELU, DiagonalLSTM, GatedActivation, MaskedConv2D, RowLSTM,  # noqa: E402
+                                   ShiftDown, ShiftRight, causal_mask)
 from keras_pixelcnn.likelihood import BitsPerDim, PixelNLL, bits_per_dim, log_prob, loss_and_metric  # noqa: E402
-from keras_pixelcnn.logistic_mixture import DiscretizedLogisticMixture  # noqa: E402  (registers it)
-from keras_pixelcnn.gated import ConcatELU, GatedActivation  # noqa: E402
-from keras_pixelcnn.masked_conv import MaskedConv2D  # noqa: E402
-from keras_pixelcnn.masks import causal_mask  # noqa: E402
-from keras_pixelcnn.models import ARCHITECTURES, build_model  # noqa: E402
-from keras_pixelcnn.pixelrnn import DiagonalLSTM, RowLSTM  # noqa: E402
-from keras_pixelcnn.pretrained import load_pretrained  # noqa: E402
-from keras_pixelcnn.shifts import ShiftDown, ShiftRight  # noqa: E402
+from keras_pixelcnn.models import ARCHITECTURES, build_model, load_pretrained  # noqa: E402
 
 _LAZY = {"sample": "keras_pixelcnn.sampling", "complete": "keras_pixelcnn.sampling",
          "score": "keras_pixelcnn.scoring"}
@@ -40,7 +41,6 @@ def __getattr__(name):
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'keras_pixelcnn' has no attribute {name!r}")
 
-__version__ = "0.1.0"
 
 __all__ = [
     "ARCHITECTURES",

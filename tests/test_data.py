@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from keras_pixelcnn import data
-from keras_pixelcnn.pipeline import Preprocessing, make_dataset
+from keras_pixelcnn.data import sources as data
+from keras_pixelcnn.data.pipeline import Preprocessing, make_dataset
 
 HAVE_FASHION = os.path.exists(os.path.join(data.FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz"))
 

@@ -8,7 +8,7 @@ from keras import ops
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.distributions import DISTRIBUTIONS, PixelDistribution
-from keras_pixelcnn.logistic_mixture import DiscretizedLogisticMixture
+from keras_pixelcnn.distributions.logistic_mixture import DiscretizedLogisticMixture
 
 K = 4
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_pixelcnn import MaskedConv2D
-from keras_pixelcnn.masks import causal_mask
+from keras_pixelcnn.layers.masks import causal_mask
 
 
 def test_effective_kernel_is_masked():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_pixelcnn.masks import causal_mask, channel_groups
+from keras_pixelcnn.layers.masks import causal_mask, channel_groups
 
 
 def test_mask_a_and_b_single_channel_exact():

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from keras_pixelcnn.noise import uniform_noise
+from keras_pixelcnn.sampling.noise import uniform_noise
 
 
 def _lowbias32(x):
@@ -16,7 +16,7 @@ def _lowbias32(x):
 
 
 def _reference(seed, index, count):
-    """The noise of one image, computed in numpy from the formula in keras_pixelcnn.noise."""
+    """The noise of one image, computed in numpy from the formula in keras_pixelcnn.sampling.noise."""
     with np.errstate(over="ignore"):
         key = _lowbias32(np.uint32(seed) ^ _lowbias32(np.uint32(index) ^ np.uint32(0x9E3779B9)))
         key2 = _lowbias32(key ^ np.uint32(0x85EBCA6B))

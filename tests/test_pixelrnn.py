@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import keras_pixelcnn as kp
-from keras_pixelcnn.pixelrnn import DiagonalLSTM, RowLSTM, lstm_cell
-from keras_pixelcnn.shifts import ShiftDown
+from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, lstm_cell
+from keras_pixelcnn.layers.shifts import ShiftDown
 
 B, F = 2, 3
 
@@ -231,7 +231,7 @@ def test_gradients_flow_under_xla():
 _JAX_SCRIPT = """
 import sys
 import numpy as np, keras
-from keras_pixelcnn.pixelrnn import DiagonalLSTM, RowLSTM
+from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM
 x = np.random.default_rng(0).normal(size=(2, 3, 4, 8)).astype("float32")
 inputs = keras.Input((3, 4, 8))
 outputs = [RowLSTM(2, name="row")(inputs), DiagonalLSTM(2, name="l2r")(inputs),

@@ -10,7 +10,7 @@ from PIL import Image
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.data import load
-from keras_pixelcnn.pretrained import available, card, load_pretrained
+from keras_pixelcnn.models.pretrained import available, card, load_pretrained
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 

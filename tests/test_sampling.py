@@ -6,7 +6,7 @@ import pytest
 
 import keras_pixelcnn as kp
 from helpers import tiny_model
-from keras_pixelcnn import incremental
+from keras_pixelcnn.sampling import incremental
 from keras_pixelcnn.sampling import complete, sample
 
 CASES = [

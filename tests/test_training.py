@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import keras_pixelcnn as kp
-from keras_pixelcnn import callbacks as callbacks_lib
-from keras_pixelcnn import data
+from keras_pixelcnn.training import callbacks as callbacks_lib
+from keras_pixelcnn.data import sources as data
 from keras_pixelcnn.training import TrainConfig, evaluate, fit, load_run
 
 pytestmark = pytest.mark.skipif(

@@ -5,7 +5,7 @@ import dataclasses
 import keras
 
 from keras_pixelcnn.distributions import PixelDistribution
-from keras_pixelcnn.masked_conv import MaskedConv2D
+from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 
 
 @dataclasses.dataclass(frozen=True)

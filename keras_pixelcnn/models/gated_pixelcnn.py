@@ -28,7 +28,7 @@ of row `i` (plus the earlier channels of pixel `(i, j)` for colour images).
 Colour images: the vertical stack mixes all channels freely (it is shifted
 down before the horizontal stack reads it); everything on the horizontal path
 is masked with C colour groups, and with F divisible by C the gates' even/odd
-pairs stay inside one colour group (see `keras_pixelcnn.gated`).
+pairs stay inside one colour group (see `keras_pixelcnn.layers.gated`).
 
 Reference:
     van den Oord, Kalchbrenner, Espeholt, Kavukcuoglu, Vinyals, Graves.
@@ -40,10 +40,10 @@ import dataclasses
 
 import keras
 
-from keras_pixelcnn.gated import GatedActivation
-from keras_pixelcnn.masked_conv import MaskedConv2D
+from keras_pixelcnn.layers.gated import GatedActivation
+from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.models import common
-from keras_pixelcnn.shifts import ShiftDown
+from keras_pixelcnn.layers.shifts import ShiftDown
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ import dataclasses
 
 import keras
 
-from keras_pixelcnn.masked_conv import MaskedConv2D
+from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.models import common
 
 

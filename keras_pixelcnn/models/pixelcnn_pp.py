@@ -27,11 +27,11 @@ import dataclasses
 import keras
 
 from keras_pixelcnn.distributions import PixelDistribution
-from keras_pixelcnn.gated import ConcatELU, GatedActivation
-from keras_pixelcnn.logistic_mixture import DiscretizedLogisticMixture
-from keras_pixelcnn.masked_conv import MaskedConv2D
+from keras_pixelcnn.layers.gated import ConcatELU, GatedActivation
+from keras_pixelcnn.distributions.logistic_mixture import DiscretizedLogisticMixture
+from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.models import common
-from keras_pixelcnn.shifts import ShiftDown
+from keras_pixelcnn.layers.shifts import ShiftDown
 
 NUM_RESOLUTIONS = 3  # full, /2, /4
 _MASKS = {"u": "V", "ul": "B"}  # down-shifted and down-right-shifted convolutions

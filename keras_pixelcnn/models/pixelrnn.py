@@ -3,7 +3,7 @@
 Both models are a 7x7 mask-"A" stem, a stack of residual LSTM layers on a
 stream of width 2F, and the categorical head. Each LSTM layer computes its
 input-to-state gates with a masked convolution of the stream (mask "B"), runs
-the recurrence (`keras_pixelcnn.pixelrnn`), maps the F hidden units back to 2F
+the recurrence (`keras_pixelcnn.layers.recurrent`), maps the F hidden units back to 2F
 with a masked 1x1 convolution and adds the result to the stream:
 
     Row LSTM:         h = RowLSTM(MaskedConv2D(4F, (1, k), "B")(x))
@@ -27,10 +27,10 @@ import dataclasses
 
 import keras
 
-from keras_pixelcnn.masked_conv import MaskedConv2D
+from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.models import common
-from keras_pixelcnn.pixelrnn import DiagonalLSTM, RowLSTM
-from keras_pixelcnn.shifts import ShiftDown
+from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM
+from keras_pixelcnn.layers.shifts import ShiftDown
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ Reference:
 
 from keras import ops
 
-from keras_pixelcnn.distributions import DISTRIBUTIONS, NUM_LEVELS, Distribution, at_least_float32
+from keras_pixelcnn.distributions.base import DISTRIBUTIONS, NUM_LEVELS, Distribution, at_least_float32
 
 # Log-scales are clipped to this range: below, the paper's floor (bins narrower
 # than ~1/1000 of the range); above, the bin width would underflow.

@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-from keras_pixelcnn.images import atomic_path, make_grid, save_png, write_json
+from keras_pixelcnn.data.images import atomic_path, make_grid, save_png, write_json
 
 
 class TrainingDiverged(RuntimeError):

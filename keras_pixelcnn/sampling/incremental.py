@@ -22,7 +22,7 @@ Every spatial tensor gets a *phase* from its producer:
 
 A pixel-phase layer that reads a row-phase tensor must read only rows that are
 ready by then; `Plan` checks this for every layer, which also proves the model
-causal at pixel level. The per-position rules (`incremental_rules`) are the
+causal at pixel level. The per-position rules (`sampling/rules.py`) are the
 layers' own math, restricted to one output pixel or one output row.
 
 Reference:
@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_pixelcnn.incremental_rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
+from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
 
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
 
@@ -134,7 +134,7 @@ class Values:
 
 @dataclasses.dataclass
 class _Step:
-    rule: object  # an incremental_rules rule
+    rule: object  # a rule from sampling/rules.py
     output: _Tensor
 
 

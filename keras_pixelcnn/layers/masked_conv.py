@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_pixelcnn.masks import MASK_TYPES, causal_mask
+from keras_pixelcnn.layers.masks import MASK_TYPES, causal_mask
 
 
 @keras.saving.register_keras_serializable(package="keras_pixelcnn")
@@ -11,7 +11,7 @@ class MaskedConv2D(keras.layers.Conv2D):
     """2-D convolution that only reads earlier sub-pixels (PixelCNN masking).
 
     The mask is a constant built once in `build()` from
-    `keras_pixelcnn.masks.causal_mask`; it is never a weight, so `.keras`
+    `keras_pixelcnn.layers.masks.causal_mask`; it is never a weight, so `.keras`
     files hold only the ordinary `Conv2D` kernel and bias. Feature maps are
     split into `color_channels` colour groups (R, G, B order) so colour images
     are modelled one sub-pixel at a time.

@@ -5,7 +5,7 @@ so they draw the same images:
 
 - "naive" re-runs the whole model for every sub-pixel;
 - "cached" (default) keeps every layer's activations and computes each layer
-  at the new pixel only (`keras_pixelcnn.incremental`); recurrent layers step
+  at the new pixel only (`keras_pixelcnn.sampling.incremental`); recurrent layers step
   their state.
 
 Both are explicit `tf.while_loop`s traced with autograph off, so the export
@@ -18,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
-from keras_pixelcnn.incremental import Plan, Values
+from keras_pixelcnn.sampling.incremental import Plan, Values
 from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs, model_num_classes
-from keras_pixelcnn.noise import NOISE_SEED_LIMIT, uniform_noise
+from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
 
 METHODS = ("cached", "naive")
 
@@ -31,7 +31,7 @@ def sampling_noise(seeds, image_shape, noise_size=NOISE_SIZE):
     One draw per sub-pixel, made before sampling starts, so samplers that
     compute the same distributions draw the same images, and an image does
     not depend on the others in its batch. The noise is a counter-based hash
-    (`keras_pixelcnn.noise`) that TFLite computes bit for bit alike.
+    (`keras_pixelcnn.sampling.noise`) that TFLite computes bit for bit alike.
 
     Args:
         seeds: int `(B, 2)` seed pairs `(seed, image index)`, each in [0, 2**32).

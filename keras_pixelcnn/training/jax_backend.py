@@ -14,7 +14,7 @@ import tempfile
 import keras
 import numpy as np
 
-from keras_pixelcnn.training import _callbacks, _compiled_model, _finish, _prepare
+from keras_pixelcnn.training.common import compiled_model, finish, make_callbacks, prepare
 
 
 def initialize(coordinator=None, num_processes=1, process_id=0):
@@ -56,7 +56,7 @@ def fit(config, run_dir, verbose="auto"):
     if config.perturb_rate:
         raise ValueError("perturb_rate (background models) is implemented in the tf.data pipeline: "
                          "train it with the TensorFlow backend")
-    train, validation, image_shape, num_classes, status, initial_weights = _prepare(
+    train, validation, image_shape, num_classes, status, initial_weights = prepare(
         config, run_dir, jax.device_count(), write=main)
     if main and status is None:
         return None
@@ -72,7 +72,7 @@ def fit(config, run_dir, verbose="auto"):
     # The steps Keras runs per epoch on this shard (the cosine schedule's length).
     steps = math.ceil(len(images) / (config.batch_size // processes))
     steps = min(steps, config.steps_per_epoch or steps)
-    model = _compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
+    model = compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
     x = [images, labels] if config.conditional else images
     validation_data = None
     if validation is not None:
@@ -80,11 +80,11 @@ def fit(config, run_dir, verbose="auto"):
         val_images, val_labels = val_images[index::processes], val_labels[index::processes]
         validation_data = ([val_images, val_labels] if config.conditional else val_images, val_images)
     with tempfile.TemporaryDirectory() as scratch:
-        callbacks, nan_stop = _callbacks(config, run_dir, validation is not None, num_classes,
-                                         os.path.join(run_dir, "backup", f"process_{index}"),
+        callbacks, nan_stop = make_callbacks(config, run_dir, validation is not None, num_classes,
+                                             os.path.join(run_dir, "backup", f"process_{index}"),
                                          checkpoint_dir=None if main else scratch)
         history = model.fit(x, images, batch_size=config.batch_size // processes, epochs=config.epochs,
                             steps_per_epoch=config.steps_per_epoch, validation_data=validation_data,
                             callbacks=callbacks, verbose=verbose if main else 0, shuffle=True)
-    _finish(run_dir, status, nan_stop, write=main)
+    finish(run_dir, status, nan_stop, write=main)
     return history

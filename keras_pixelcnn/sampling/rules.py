@@ -11,10 +11,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pixelcnn.distributions import PixelDistribution
-from keras_pixelcnn.gated import ConcatELU, GatedActivation
-from keras_pixelcnn.masked_conv import MaskedConv2D
-from keras_pixelcnn.pixelrnn import DiagonalLSTM, RowLSTM, lstm_cell
-from keras_pixelcnn.shifts import ShiftDown, ShiftRight
+from keras_pixelcnn.layers.gated import ConcatELU, GatedActivation
+from keras_pixelcnn.layers.masked_conv import MaskedConv2D
+from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, lstm_cell
+from keras_pixelcnn.layers.shifts import ShiftDown, ShiftRight
 
 _POINTWISE = (
     keras.layers.Add, keras.layers.Multiply, keras.layers.Subtract, keras.layers.Concatenate,
@@ -374,7 +374,7 @@ def rule_for(layer):
         return _Pointwise
     raise NotCacheable(
         f"The cached sampler does not know layer {layer.name!r} ({type(layer).__name__}); "
-        "use method='naive' or add a rule with keras_pixelcnn.incremental.register_rule"
+        "use method='naive' or add a rule with keras_pixelcnn.sampling.incremental.register_rule"
     )
 
 

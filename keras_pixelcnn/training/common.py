@@ -1,0 +1,160 @@
+"""What both backends' `fit` share: data split, run-dir preparation, the compiled model, callbacks."""
+
+import importlib.util
+import json
+import os
+import time
+
+import keras
+
+from keras_pixelcnn.data import sources as data_lib
+from keras_pixelcnn.data.images import write_json
+from keras_pixelcnn.likelihood import loss_and_metric
+from keras_pixelcnn.models import build_model
+from keras_pixelcnn.training.callbacks import (AtomicModelCheckpoint, BitsPerDimFromLoss, SampleGrid, StopOnNaN,
+                                               TrainingDiverged)
+from keras_pixelcnn.training.run_dir import prepare_run_dir, versions
+
+
+def split_sources(config):
+    """Training and validation sources: the train split minus its held-out tail."""
+    if config.validation_fraction == 0:
+        train, validation = data_lib.load(config.dataset, "train", config.data_dir), None
+    else:
+        held_out = round(100 * config.validation_fraction)
+        train = data_lib.load(config.dataset, f"train[:{100 - held_out}%]", config.data_dir)
+        validation = data_lib.load(config.dataset, f"train[{100 - held_out}%:]", config.data_dir)
+    if config.exclude_classes:
+        train = data_lib.without_classes(train, config.exclude_classes)
+        validation = validation and data_lib.without_classes(validation, config.exclude_classes)
+    return train, validation
+
+
+def has_tensorflow():
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def prepare(config, run_dir, replicas, write=True):
+    """Load and check the data, then create or check the run dir (only when `write`).
+
+    `replicas` (devices the batch is split over) is recorded in `run.json`.
+
+    Returns:
+        `(train, validation, image_shape, num_classes, status, initial_weights)`;
+        `status` is None when the run is already complete; `initial_weights` are
+        those of `config.init_from`, or None (no source, or a run being resumed).
+    """
+    keras.utils.set_random_seed(config.seed)
+    # Read the data before touching the run dir, so a bad dataset leaves nothing behind.
+    train, validation = split_sources(config)
+    image_shape = config.preprocessing().output_shape(train.image_shape)
+    num_classes = train.num_classes if config.conditional else None
+    if config.conditional and num_classes is None:
+        raise ValueError(f"Dataset {config.dataset!r} has no class labels; drop --conditional")
+    initial_weights = None
+    if config.init_from and not os.path.isdir(os.path.join(run_dir, "backup")):
+        # Before the run dir is written, so a bad source leaves nothing behind; a resumed
+        # run takes its weights from the backup and no longer needs the source.
+        initial_weights = load_initial_weights(config, image_shape, num_classes)
+    status_path = os.path.join(run_dir, "run.json")
+    status = {"versions": versions(), "data": {"train": train.origin, "split": train.split,
+              "examples": train.num_examples}, "image_shape": list(image_shape),
+              "num_classes": num_classes, "replicas": replicas, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "completed": False}
+    if write:
+        if prepare_run_dir(config, run_dir) and os.path.exists(status_path):
+            with open(status_path) as handle:
+                if json.load(handle).get("completed"):
+                    return train, validation, image_shape, num_classes, None, None
+        write_json(status_path, status)
+    return train, validation, image_shape, num_classes, status, initial_weights
+
+
+def build(config, image_shape, num_classes):
+    return build_model(config.model, image_shape, num_classes, config.filters, config.num_layers,
+                       **config.model_options)
+
+
+def compiled_model(config, image_shape, num_classes, total_steps, initial_weights=None):
+    """The model, with `initial_weights` if given, compiled with Adam.
+
+    `total_steps` (epochs x steps per epoch) is the length of a cosine schedule.
+    """
+    model = build(config, image_shape, num_classes)
+    if initial_weights is not None:
+        model.set_weights(initial_weights)
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
+    optimizer = keras.optimizers.Adam(learning_rate, use_ema=config.ema_momentum is not None,
+                                      ema_momentum=config.ema_momentum or 0.99)
+    loss, _ = loss_and_metric(model)
+    # bits/dim comes from the loss (BitsPerDimFromLoss), not from a metric that recomputes it.
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=resolve_jit(config.jit_compile))
+    return model
+
+
+def load_initial_weights(config, image_shape, num_classes):
+    """The weights of `config.init_from` (a `.keras` file or a run dir's best.keras), checked against the model."""
+    source = config.init_from
+    path = os.path.join(source, "best.keras") if os.path.isdir(source) else source
+    if not os.path.isfile(path):
+        raise FileNotFoundError("Expected init_from to be a .keras file or a run dir with best.keras. "
+                                f"Received: init_from={source!r}")
+    initial = keras.saving.load_model(path, compile=False)
+    model = build(config, image_shape, num_classes)
+    shapes = [tuple(w.shape) for w in model.weights]
+    received = [tuple(w.shape) for w in initial.weights]
+    if shapes != received or [tuple(i.shape) for i in model.inputs] != [tuple(i.shape) for i in initial.inputs]:
+        raise ValueError(f"Expected init_from to hold this run's architecture, inputs and weight shapes "
+                         f"({len(shapes)} weights). Received: init_from={source!r}, which differs")
+    return initial.get_weights()
+
+
+def resolve_jit(setting):
+    """XLA for the TensorFlow backend: "auto" compiles on GPU only.
+
+    On CPU the fused softmax cross-entropy runs about 2x slower under XLA
+    (benchmarks/train_throughput.py); the JAX backend always compiles.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return "auto"
+    if setting == "auto":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    return setting == "on"
+
+
+def make_callbacks(config, run_dir, has_validation, num_classes, backup_dir, checkpoint_dir=None):
+    """Resume, NaN stop, checkpoints, and (on the main process) CSV, TensorBoard, sample grids.
+
+    `checkpoint_dir` is where `.keras` files go; another process of a
+    multi-process job passes a scratch dir, since saving replicated arrays is
+    a collective step that every process must join.
+    """
+    nan_stop = StopOnNaN()
+    monitor = "val_bits_per_dim" if has_validation else "bits_per_dim"
+    # The backup sees the raw weights (it comes before the swap at the epoch's end);
+    # validation, checkpoints and sample grids see the averaged ones.
+    callbacks = [BitsPerDimFromLoss(), keras.callbacks.BackupAndRestore(backup_dir), nan_stop]
+    if config.ema_momentum is not None:
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    callbacks.append(AtomicModelCheckpoint(checkpoint_dir or run_dir, monitor))
+    if checkpoint_dir is None:
+        callbacks.append(keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True))
+        if has_tensorflow():
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
+            if config.sample_images and keras.backend.backend() == "tensorflow":  # the sampler is TF
+                callbacks.append(SampleGrid(run_dir, config.sample_images, config.seed, num_classes))
+    return callbacks, nan_stop
+
+
+def finish(run_dir, status, nan_stop, write=True):
+    if nan_stop.where is not None:
+        epoch, batch, value = nan_stop.where
+        raise TrainingDiverged(f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}; "
+                               "lower --learning-rate or check the data")
+    if write:
+        status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        write_json(os.path.join(run_dir, "run.json"), status)

@@ -1,0 +1,27 @@
+"""`fit`: train or resume a run on the Keras backend in use (TensorFlow or JAX)."""
+
+import keras
+
+
+def fit(config, run_dir, verbose="auto"):
+    """Train (or resume) the run `config` describes in `run_dir`.
+
+    The TensorFlow backend trains under a `tf.distribute` strategy
+    (`tf_backend`); the JAX backend over every device of every process
+    (`jax_backend`). Both write the same run directory.
+
+    Returns:
+        The Keras `History`, or None if the run was already complete.
+
+    Raises:
+        keras_pixelcnn.data.sources.DataError: dataset problems.
+        ValueError: bad options, or a run dir made by another config.
+        keras_pixelcnn.training.callbacks.TrainingDiverged: the loss became NaN.
+    """
+    if keras.backend.backend() == "jax":
+        from keras_pixelcnn.training import jax_backend
+
+        return jax_backend.fit(config, run_dir, verbose=verbose)
+    from keras_pixelcnn.training import tf_backend
+
+    return tf_backend.fit(config, run_dir, verbose=verbose)
