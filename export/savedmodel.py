@@ -17,10 +17,10 @@ from keras_pixelcnn.export.signatures import ServingGraphs
 SAVEDMODEL_SIGNATURES = ("serving_default", "sample", "sample_with_temperature", "log_prob", "complete")
 
 
-def write_archive(model, path, graphs, names):
+def write_archive(path, graphs, names):
     """Write an ExportArchive of `graphs`' endpoints `names` to `path` (a new directory)."""
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive.track(graphs.model)  # the model the graphs read: a float32 copy of a mixed-precision one
     endpoints = graphs.endpoints(tuple(n for n in dict.fromkeys(names) if n != "serving_default"))
     for name in names:
         fn, specs = endpoints["sample" if name == "serving_default" else name]
@@ -63,7 +63,7 @@ def export_savedmodel(model, base, name, version=1, jit_compile=False):
     temporary = tempfile.mkdtemp(dir=parent, prefix=f".{version}.tmp-")
     try:
         os.rmdir(temporary)  # ExportArchive creates it
-        write_archive(model, temporary, graphs, SAVEDMODEL_SIGNATURES)
+        write_archive(temporary, graphs, SAVEDMODEL_SIGNATURES)
         os.rename(temporary, target)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
 from keras_pixelcnn.likelihood import model_num_classes
+from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
 from keras_pixelcnn.sampling import cached_loop
 
@@ -36,7 +37,8 @@ class ServingGraphs:
     """
 
     def __init__(self, model, checks=True, jit_compile=False, batch_size=None):
-        self.model = model
+        # Graphs compute in float32 whatever the training policy (models.inference).
+        self.model = model = inference_model(model)
         self.checks = checks
         self.batch_size = batch_size
         self.shape = tuple(model.inputs[0].shape[1:])  # (H, W, C)

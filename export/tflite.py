@@ -56,7 +56,7 @@ def export_tflite(model, path, batch_size=1):
     staging = tempfile.mkdtemp(prefix="kpixel-tflite-")
     try:
         saved = os.path.join(staging, "savedmodel")
-        write_archive(model, saved, graphs, TFLITE_SIGNATURES)
+        write_archive(saved, graphs, TFLITE_SIGNATURES)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(TFLITE_SIGNATURES))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         try:

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_pixelcnn.distributions import DISTRIBUTIONS, distribution_of
+from keras_pixelcnn.models.inference import inference_model
 
 
 def check_labels(model, labels):
@@ -77,8 +78,10 @@ def log_prob(model, images, labels=None, reduce=True, batch_size=256):
 
     Returns:
         float64 numpy array of log-probabilities in nats: `(B,)`, or
-        `(B, H, W, C)` per sub-pixel with `reduce=False`.
+        `(B, H, W, C)` per sub-pixel with `reduce=False`. A model trained with
+        mixed precision is evaluated in float32 (`models.inference`).
     """
+    model = inference_model(model)
     images = check_images(model, images)
     if labels is not None:
         labels = np.asarray(labels, dtype=np.int32).reshape(-1)

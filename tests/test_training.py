@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -172,6 +173,30 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(callbacks_lib.TrainingDiverged, match="loss became nan at epoch 1, batch 1"):
         fit(TrainConfig(epochs=3, steps_per_epoch=3, **TINY), str(tmp_path), verbose=0)
     assert _epochs(tmp_path) == [0]  # stopped in the first epoch, not after all three
+    # The NaN weights are in last.keras only, and every loader refuses them, naming the epoch.
+    assert not (tmp_path / "best.keras").exists()
+    assert json.loads((tmp_path / "run.json").read_text())["diverged"]["epoch"] == 1
+    message = f"{tmp_path / 'last.keras'} holds non-finite weights (training diverged at epoch 1)"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_run(str(tmp_path))
+    with pytest.raises(ValueError, match="holds non-finite weights"):
+        fit(TrainConfig(epochs=1, steps_per_epoch=1, init_from=str(tmp_path / "last.keras"), **TINY),
+            str(tmp_path / "second"), verbose=0)
+    assert not (tmp_path / "second").exists()
+    kpixel = os.path.join(os.path.dirname(sys.executable), "kpixel")
+    for args in (["sample", str(tmp_path), "--out", str(tmp_path / "g.png")], ["evaluate", str(tmp_path)],
+                 ["export", str(tmp_path), "--format", "tflite", "--out", str(tmp_path / "m.tflite")]):
+        result = subprocess.run([kpixel, *args], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 2 and f"Error: {message}" in result.stderr.splitlines(), result.stderr[-2000:]
+    assert not (tmp_path / "g.png").exists() and not (tmp_path / "m.tflite").exists()
+
+
+def test_fit_puts_the_dtype_policy_back(tmp_path):
+    assert keras.config.dtype_policy().name == "float32"
+    fit(TrainConfig(epochs=1, steps_per_epoch=1, mixed_precision="on", **TINY), str(tmp_path), verbose=0)
+    assert keras.config.dtype_policy().name == "float32"
+    _, model = load_run(str(tmp_path))
+    assert model.layers[-2].dtype_policy.name == "mixed_float16"  # the run itself trained in float16
 
 
 def test_evaluate_is_exact_over_the_split(tmp_path):

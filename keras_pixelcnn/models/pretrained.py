@@ -45,4 +45,7 @@ def load_pretrained(name):
     """
     import keras
 
-    return keras.saving.load_model(_path(name, ".keras"), compile=False)
+    from keras_pixelcnn.models.inference import check_finite
+
+    path = _path(name, ".keras")
+    return check_finite(keras.saving.load_model(path, compile=False), path)

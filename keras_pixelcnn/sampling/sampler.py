@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
 from keras_pixelcnn.sampling.incremental import Plan, Values
 from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs, model_num_classes
+from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
 
 METHODS = ("cached", "naive")
@@ -151,12 +152,15 @@ def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None,
 
 
 def _run(model, known, known_mask, seed, labels, temperature, method, greedy, batch_size=None, progress=None):
-    """Run the sampler over `known` in batches; image i uses seed pair `(seed, i)`."""
+    """Run the sampler over `known` in batches; image i uses seed pair `(seed, i)`.
+
+    A model trained with mixed precision samples as its float32 copy (`models.inference`).
+    """
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < NOISE_SEED_LIMIT:
         raise ValueError(f"Expected an integer seed in [0, 2**32). Received: seed={seed!r}")
     if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
         raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
-    loop = _loop(model, method)
+    loop = _loop(inference_model(model), method)
     total = len(known)
     batch_size = batch_size or total
     parts = []

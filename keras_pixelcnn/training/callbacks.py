@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_pixelcnn.data.images import atomic_path, make_grid, save_png, write_json
+from keras_pixelcnn.models.inference import non_finite_weights
 
 
 class TrainingDiverged(RuntimeError):
@@ -44,7 +45,8 @@ class AtomicModelCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self._save("last.keras")
         value = (logs or {}).get(self.monitor)
-        if value is not None and value < self.best:
+        # Never a non-finite model as best.keras (NaN compares False, but an inf weight can give a finite loss).
+        if value is not None and math.isfinite(value) and value < self.best and not non_finite_weights(self.model):
             self.best = float(value)
             self._save("best.keras")
             write_json(os.path.join(self.directory, "best.json"),

@@ -11,6 +11,7 @@ from keras_pixelcnn.data import sources as data_lib
 from keras_pixelcnn.data.images import write_json
 from keras_pixelcnn.likelihood import loss_and_metric
 from keras_pixelcnn.models import build_model
+from keras_pixelcnn.models.inference import check_finite
 from keras_pixelcnn.training.callbacks import (AtomicModelCheckpoint, BitsPerDimFromLoss, SampleGrid, StopOnNaN,
                                                TrainingDiverged)
 from keras_pixelcnn.training.run_dir import prepare_run_dir, versions
@@ -75,10 +76,11 @@ def build(config, image_shape, num_classes):
                        **config.model_options)
 
 
-def compiled_model(config, image_shape, num_classes, total_steps, initial_weights=None):
+def compiled_model(config, image_shape, num_classes, total_steps, initial_weights=None, replicas=1):
     """The model, with `initial_weights` if given, compiled with Adam.
 
-    `total_steps` (epochs x steps per epoch) is the length of a cosine schedule.
+    `total_steps` (epochs x steps per epoch) is the length of a cosine schedule;
+    `replicas`, the devices of the `tf.distribute` strategy (see `resolve_jit`).
     """
     model = build(config, image_shape, num_classes)
     if initial_weights is not None:
@@ -90,7 +92,7 @@ def compiled_model(config, image_shape, num_classes, total_steps, initial_weight
                                       ema_momentum=config.ema_momentum or 0.99)
     loss, _ = loss_and_metric(model)
     # bits/dim comes from the loss (BitsPerDimFromLoss), not from a metric that recomputes it.
-    model.compile(optimizer=optimizer, loss=loss, jit_compile=resolve_jit(config.jit_compile))
+    model.compile(optimizer=optimizer, loss=loss, jit_compile=resolve_jit(config.jit_compile, replicas))
     return model
 
 
@@ -101,7 +103,7 @@ def load_initial_weights(config, image_shape, num_classes):
     if not os.path.isfile(path):
         raise FileNotFoundError("Expected init_from to be a .keras file or a run dir with best.keras. "
                                 f"Received: init_from={source!r}")
-    initial = keras.saving.load_model(path, compile=False)
+    initial = check_finite(keras.saving.load_model(path, compile=False), path)
     model = build(config, image_shape, num_classes)
     shapes = [tuple(w.shape) for w in model.weights]
     received = [tuple(w.shape) for w in initial.weights]
@@ -111,14 +113,27 @@ def load_initial_weights(config, image_shape, num_classes):
     return initial.get_weights()
 
 
-def resolve_jit(setting):
-    """XLA for the TensorFlow backend: "auto" compiles on GPU only.
+def resolve_jit(setting, replicas=1):
+    """XLA for the TensorFlow backend: "auto" compiles on one GPU only.
 
     On CPU the fused softmax cross-entropy runs about 2x slower under XLA
-    (benchmarks/train_throughput.py); the JAX backend always compiles.
+    (benchmarks/train_throughput.py); the JAX backend always compiles. Keras 3
+    XLA-compiles the whole `strategy.run` step, which fails with
+    "Trying to access resource ... located in device ...:1 from device ...:0"
+    over several replicas (keras-team/keras#19005), so a MirroredStrategy over
+    several devices trains without XLA, and "on" is refused there.
+
+    Raises:
+        ValueError: for "on" with more than one replica.
     """
     if keras.backend.backend() != "tensorflow":
         return "auto"
+    if replicas > 1:
+        if setting == "on":
+            raise ValueError(f"jit_compile='on' needs one device: Keras 3 cannot XLA-compile a MirroredStrategy step "
+                             f"over {replicas} replicas (keras-team/keras#19005); use --jit-compile auto or off, "
+                             "or --strategy default")
+        return False
     if setting == "auto":
         import tensorflow as tf
 
@@ -151,8 +166,12 @@ def make_callbacks(config, run_dir, has_validation, num_classes, backup_dir, che
 
 
 def finish(run_dir, status, nan_stop, write=True):
+    """Mark the run complete in run.json, or record where it diverged and raise TrainingDiverged."""
     if nan_stop.where is not None:
         epoch, batch, value = nan_stop.where
+        if write:  # load_run names the epoch when it refuses the non-finite last.keras
+            status.update(diverged={"epoch": epoch, "batch": batch, "loss": str(value)})
+            write_json(os.path.join(run_dir, "run.json"), status)
         raise TrainingDiverged(f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}; "
                                "lower --learning-rate or check the data")
     if write:

@@ -3,6 +3,7 @@
 from keras_pixelcnn.data import sources as data_lib
 from keras_pixelcnn.data.pipeline import make_dataset
 from keras_pixelcnn.likelihood import loss_and_metric
+from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.training.run_dir import load_run
 
 
@@ -13,6 +14,7 @@ def evaluate(run_dir, dataset=None, split="test", limit=None, batch_size=256, da
         dict with `bits_per_dim`, `nats_per_image`, `num_images`, `dataset`, `split`.
     """
     config, model = load_run(run_dir)
+    model = inference_model(model)  # float32 whatever the training policy
     name = dataset or config.dataset
     source = data_lib.load(name, split, data_dir if data_dir is not None else
                            (config.data_dir if name == config.dataset else None))

@@ -18,10 +18,16 @@ def fit(config, run_dir, verbose="auto"):
         ValueError: bad options, or a run dir made by another config.
         keras_pixelcnn.training.callbacks.TrainingDiverged: the loss became NaN.
     """
-    if keras.backend.backend() == "jax":
-        from keras_pixelcnn.training import jax_backend
+    # Both backends set a global dtype policy (and JAX a distribution); put them back afterwards.
+    policy, distribution = keras.config.dtype_policy(), keras.distribution.distribution()
+    try:
+        if keras.backend.backend() == "jax":
+            from keras_pixelcnn.training import jax_backend
 
-        return jax_backend.fit(config, run_dir, verbose=verbose)
-    from keras_pixelcnn.training import tf_backend
+            return jax_backend.fit(config, run_dir, verbose=verbose)
+        from keras_pixelcnn.training import tf_backend
 
-    return tf_backend.fit(config, run_dir, verbose=verbose)
+        return tf_backend.fit(config, run_dir, verbose=verbose)
+    finally:
+        keras.config.set_dtype_policy(policy)
+        keras.distribution.set_distribution(distribution)

@@ -21,6 +21,7 @@ import keras
 
 from keras_pixelcnn._version import __version__
 from keras_pixelcnn.data.images import write_json
+from keras_pixelcnn.models.inference import check_finite
 from keras_pixelcnn.training.config import TrainConfig
 
 
@@ -58,7 +59,8 @@ def load_run(run_dir, which="best"):
     """The run's config and its `best` (or `last`) model.
 
     Raises:
-        ValueError: no such run, or a model file that cannot be read.
+        ValueError: no such run, a model file that cannot be read, or one whose
+            weights hold NaN or inf (a diverged run; run.json says where).
     """
     config_path = os.path.join(run_dir, "config.json")
     if not os.path.exists(config_path):
@@ -74,4 +76,16 @@ def load_run(run_dir, which="best"):
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a corrupt zip, a truncated file, an unknown layer
         raise ValueError(f"Cannot load {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
-    return config, model
+    return config, check_finite(model, path, _divergence(run_dir))
+
+
+def _divergence(run_dir):
+    """"training diverged at epoch E" when run.json records it (see `common.finish`), else None."""
+    try:
+        with open(os.path.join(run_dir, "run.json")) as handle:
+            diverged = json.load(handle).get("diverged")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(diverged, dict) or "epoch" not in diverged:
+        return None
+    return f"training diverged at epoch {diverged['epoch']}"

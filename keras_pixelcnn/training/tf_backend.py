@@ -5,7 +5,7 @@ import os
 import keras
 
 from keras_pixelcnn.data.pipeline import make_dataset
-from keras_pixelcnn.training.common import compiled_model, finish, make_callbacks, prepare
+from keras_pixelcnn.training.common import compiled_model, finish, make_callbacks, prepare, resolve_jit
 
 
 def make_strategy(name, devices=None):
@@ -38,13 +38,15 @@ def fit(config, run_dir, verbose="auto"):
     """
     _set_precision(config)
     strategy = make_strategy(config.strategy, config.devices)
+    resolve_jit(config.jit_compile, strategy.num_replicas_in_sync)  # refuse before the run dir is written
     train, validation, image_shape, num_classes, status, initial_weights = prepare(
         config, run_dir, strategy.num_replicas_in_sync)
     if status is None:
         return None
     steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
     with strategy.scope():
-        model = compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
+        model = compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights,
+                               strategy.num_replicas_in_sync)
     preprocessing = config.preprocessing()
     # Always repeat: the stateless shuffle then draws a new permutation per pass over the data.
     train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,
