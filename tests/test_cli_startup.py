@@ -1,4 +1,4 @@
-"""First use of `kpixel`: quick help without TensorFlow, quiet start-up."""
+"""First use of `kpixel`: quick help without TensorFlow, quiet start-up, logs that read well in a file."""
 
 import json
 import os
@@ -88,6 +88,29 @@ def test_startup_is_quiet_unless_verbose(kpixel):
         shown = [line for line in loud.stderr.splitlines() if quiet.is_chatter(line)]
         # Verbose lowers TF_CPP_MIN_LOG_LEVEL to 0, so it shows at least what a bare import does.
         assert len(shown) >= len(chatter), loud.stderr[-2000:]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+                    reason="apt-get install -y dataset-fashion-mnist")
+def test_fit_into_a_file_logs_one_clean_line_per_epoch(kpixel, tmp_path):
+    """stdout is a pipe here, as when a log is redirected to a file: no progress bar, no TensorFlow lines.
+
+    PixelCNN++ (ConcatELU after an Add) used to make TensorFlow's graph optimizer print
+    `E... meta_optimizer.cc] remapper failed: INVALID_ARGUMENT` on every training run.
+    """
+    result = subprocess.run(
+        [*kpixel, "fit", "--model", "pixelcnn_pp", "--out", str(tmp_path / "run"), "--epochs", "2",
+         "--steps-per-epoch", "2", "--image-size", "8", "--filters", "8", "--num-layers", "1", "--batch-size", "8",
+         "--validation-images", "16", "--sample-images", "0"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=_environment(KPIXEL_LOG=None))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if TF_LOG_LINE.match(line) or "absl" in line] == []
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout and "━" not in result.stdout
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("2/2 - ")]
+    assert len(epochs) == 2, result.stdout
+    for line in epochs:
+        assert re.search(r" - loss: \d+\.\d+ .*- bits_per_dim: \d+\.\d+ .*- val_bits_per_dim: \d+\.\d+", line), line
+    assert result.stdout.splitlines()[-1].startswith("Saved ")
 
 
 _LOAD_SCRIPT = r"""
