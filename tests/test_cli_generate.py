@@ -126,3 +126,18 @@ def test_export_rejects_bad_input_with_one_line(tmp_path, run_dir, run_kpixel):
     (run / "best.keras").write_bytes(b"not a zip")
     assert "Cannot load" in _error_line(run_kpixel("export", run, "--format", "tflite", "--out", tmp_path / "m.tflite"))
     assert not (tmp_path / "s").exists() and not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"),
+                    reason="apt-get install -y dataset-fashion-mnist")
+def test_evaluate_refuses_a_model_file_of_another_shape(tmp_path, run_dir, run_kpixel):
+    run, _ = run_dir
+    # An 8x8 model: the 28x28 Fashion-MNIST images are not resized for a bare .keras file.
+    line = _error_line(run_kpixel("evaluate", run / "best.keras", "--dataset", "fashion_mnist"))
+    assert "fashion_mnist images are (28, 28, 1) but the model expects (8, 8, 1)" in line
+    assert "No such model file" in _error_line(run_kpixel("evaluate", tmp_path / "missing.keras"))
+    assert "Received: both" in _error_line(run_kpixel("evaluate", run, "--pretrained", "fashion_mnist"))
+    assert "Received: neither" in _error_line(run_kpixel("evaluate"))
+    assert "Expected a pretrained model in" in _error_line(run_kpixel("evaluate", "--pretrained", "nope"))
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    assert "Cannot load" in _error_line(run_kpixel("evaluate", tmp_path / "bad.keras"))
