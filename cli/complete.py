@@ -4,6 +4,7 @@ import click
 
 from keras_pixelcnn.cli.errors import user_errors
 from keras_pixelcnn.cli.model_source import model_options, resolve_model
+from keras_pixelcnn.cli.status import Status
 
 
 @click.command()
@@ -36,8 +37,9 @@ def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, tempe
         (mask,), _ = read_images([mask_path], shape[:2] + (1,))
         known = mask[..., 0] > 127
         images = np.repeat(image[None], num, axis=0)
-        completions = fill(model, images, known, seed=seed, temperature=temperature, method=method,
-                           labels=label)
+        with Status(f"Compiling the sampler (first use) and completing {num} images"):
+            completions = fill(model, images, known, seed=seed, temperature=temperature, method=method,
+                               labels=label)
         shown = np.where(known[..., None], image, 128).astype(np.uint8)
         save_png(out, make_grid(np.concatenate([shown[None], completions]), columns=num + 1))
         if npy:

@@ -6,6 +6,7 @@ import click
 
 from keras_pixelcnn.cli.errors import user_errors
 from keras_pixelcnn.cli.model_source import model_options, resolve_model
+from keras_pixelcnn.cli.status import Status
 
 
 @click.command()
@@ -26,9 +27,11 @@ def export(run_dir, which, pretrained, fmt, out, name, version, batch_size, jit_
         model = resolve_model(run_dir, which, pretrained)
         if fmt == "savedmodel":
             name = name or pretrained or os.path.basename(os.path.normpath(run_dir))
-            path = export_savedmodel(model, out, name, version, jit_compile=jit_compile)
+            with Status("Writing the SavedModel"):
+                path = export_savedmodel(model, out, name, version, jit_compile=jit_compile)
             click.echo(f"Wrote SavedModel {path} (signatures: serving_default, sample, sample_with_temperature, "
                        "log_prob, complete)")
         else:
-            size = export_tflite(model, out, batch_size=batch_size)
+            with Status("Converting to TFLite"):
+                size = export_tflite(model, out, batch_size=batch_size)
             click.echo(f"Wrote {out} ({size / 1e6:.1f} MB, batch size {batch_size}; signatures: sample, log_prob)")

@@ -90,8 +90,10 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
             with open(os.path.join(run_dir, "config.json")) as handle:
                 values = json.load(handle)
         config = TrainConfig.from_dict(values)
+        # A terminal gets Keras' progress bar; a file or pipe one line per epoch (no bar redraws).
+        verbose = 1 if sys.stdout.isatty() else 2
         try:
-            history = train(config, run_dir)
+            history = train(config, run_dir, verbose=verbose)
         except TrainingDiverged as error:
             click.echo(f"Error: {error}", err=True)
             sys.exit(1)

@@ -1,8 +1,15 @@
-"""`kpixel`: the command-line entry point. Each subcommand is a thin wrapper."""
+"""`kpixel`: the command-line entry point. Each subcommand is a thin wrapper.
+
+Nothing here imports Keras or TensorFlow, so `kpixel --help` and `kpixel CMD --help` are quick;
+a command imports TensorFlow (quietly, see `quiet.py`) only once its arguments are parsed.
+"""
+
+import functools
 
 import click
 
 from keras_pixelcnn._version import __version__
+from keras_pixelcnn.cli import quiet
 from keras_pixelcnn.cli.architectures import architectures
 from keras_pixelcnn.cli.complete import complete
 from keras_pixelcnn.cli.evaluate import evaluate
@@ -13,12 +20,27 @@ from keras_pixelcnn.cli.score import score
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's start-up and C++ log lines (also: environment KPIXEL_LOG=debug).")
 @click.version_option(__version__, prog_name="kpixel")
-def cli():
+def cli(verbose):
     """Train, sample from, score and export autoregressive pixel models."""
+    quiet.configure(quiet.verbose_requested(verbose))
+
+
+def _after_tensorflow(callback):
+    """Run a command's callback once TensorFlow is imported (after parsing, so `CMD --help` never imports it)."""
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        quiet.import_tensorflow()
+        return callback(*args, **kwargs)
+
+    return run
 
 
 for command in (architectures, fit, evaluate, sample, complete, score, export):
+    command.callback = _after_tensorflow(command.callback)
     cli.add_command(command)
 
 

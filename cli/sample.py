@@ -1,9 +1,12 @@
 """`kpixel sample`: draw images from a trained model into a PNG grid (and .npy)."""
 
+import contextlib
+
 import click
 
 from keras_pixelcnn.cli.errors import user_errors
 from keras_pixelcnn.cli.model_source import model_options, resolve_model
+from keras_pixelcnn.cli.status import Status
 
 
 @click.command()
@@ -30,12 +33,17 @@ def sample(run_dir, which, pretrained, num, seed, temperature, label, method, gr
         labels = label
         if len(model.inputs) == 2 and label is None:
             labels = np.arange(num) % model_num_classes(model)
-        with click.progressbar(length=num, label=f"Sampling {num} images", file=None) as bar:
-            done = [0]
+        # The sampler compiles (XLA) during the first batch, which takes most of the wait; the
+        # progress bar starts once that batch is done.
+        with Status("Compiling the sampler (first use) and drawing the first batch") as status, \
+                contextlib.ExitStack() as stack:
+            bars = []
 
             def progress(count):
-                bar.update(count - done[0])
-                done[0] = count
+                if not bars:
+                    status.done()
+                    bars.append(stack.enter_context(click.progressbar(length=num, label=f"Sampling {num} images")))
+                bars[0].update(count - bars[0].pos)
 
             images = draw(model, num, seed=seed, temperature=temperature, labels=labels, method=method,
                           greedy=greedy, batch_size=batch_size, progress=progress)

@@ -1,10 +1,12 @@
 import os
+import re
 import subprocess
 
 import pytest
 from click.testing import CliRunner
 
 from keras_pixelcnn.cli.main import cli
+from keras_pixelcnn.cli.status import Status
 from keras_pixelcnn.models import ARCHITECTURES
 
 
@@ -86,3 +88,15 @@ def test_fit_then_evaluate_from_the_command_line(tmp_path, run_kpixel):
     assert scored.stdout.startswith("fashion_mnist[test]: ") and "over 100 images" in scored.stdout
     bits = float(scored.stdout.split(": ")[1].split()[0])
     assert 4.0 < bits < 8.5
+
+
+def test_status_line_ends_with_the_time_or_where_the_work_stopped(capsys):
+    with Status("Working") as status:
+        status.done()
+        status.done()  # a second report does nothing
+    assert re.fullmatch(r"Working \.\.\. done in \d+\.\d s\n", capsys.readouterr().err)
+    with pytest.raises(ValueError):
+        with Status("Converting"):
+            raise ValueError("bad input")
+    # The line ends, so the `Error:` line that follows starts a line of its own.
+    assert re.fullmatch(r"Converting \.\.\. stopped after \d+\.\d s\n", capsys.readouterr().err)

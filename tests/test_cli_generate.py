@@ -3,6 +3,7 @@
 import csv
 import os
 import json
+import re
 import subprocess
 
 import keras
@@ -36,6 +37,12 @@ def run_kpixel(kpixel, tmp_path):
     return run
 
 
+def _status_line(result, message):
+    """The command's `MESSAGE ... done in T s` line on stderr (where users wait)."""
+    found = re.findall(rf"^{re.escape(message)} \.\.\. done in \d+\.\d s$", result.stderr, re.M)
+    assert len(found) == 1, result.stderr[-2000:]
+
+
 def _error_line(result):
     lines = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -49,6 +56,7 @@ def test_sample_writes_the_grid_and_the_seeded_images(tmp_path, run_dir, run_kpi
     assert result.returncode == 0, result.stderr[-2000:]
     images = np.load(tmp_path / "images.npy")
     np.testing.assert_array_equal(images, sample(model, 5, seed=3))
+    _status_line(result, "Compiling the sampler (first use) and drawing the first batch")
     # 3x2 grid of 8x8 tiles with 1-pixel borders
     assert Image.open(tmp_path / "grid.png").size == (3 * 9 + 1, 2 * 9 + 1)
 
@@ -68,6 +76,7 @@ def test_complete_keeps_the_known_part(tmp_path, run_dir, run_kpixel):
     expected = complete(model, np.repeat(image[None, ..., None], 3, axis=0), mask > 127, seed=1)
     np.testing.assert_array_equal(completions, expected)
     assert "24 unknown pixels" in result.stdout
+    _status_line(result, "Compiling the sampler (first use) and completing 3 images")
 
 
 def test_score_prints_and_writes_the_table(tmp_path, run_dir, run_kpixel):
@@ -103,11 +112,13 @@ def test_export_writes_the_serving_layout_and_a_tflite_file(tmp_path, run_dir, r
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(os.listdir(tmp_path / "serving" / "run")) == ["3"]  # --name defaults to the run's name
     assert (tmp_path / "serving" / "run" / "3" / "saved_model.pb").exists()
+    _status_line(result, "Writing the SavedModel")
     again = _error_line(run_kpixel("export", run, "--format", "savedmodel", "--out", tmp_path / "serving",
                                    "--version", 3))
     assert "already exists" in again
     result = run_kpixel("export", run, "--format", "tflite", "--out", tmp_path / "m.tflite", "--batch-size", 2)
     assert result.returncode == 0, result.stderr[-2000:]
+    _status_line(result, "Converting to TFLite")
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_path=str(tmp_path / "m.tflite")).get_signature_runner("sample")
@@ -126,3 +137,18 @@ def test_export_rejects_bad_input_with_one_line(tmp_path, run_dir, run_kpixel):
     (run / "best.keras").write_bytes(b"not a zip")
     assert "Cannot load" in _error_line(run_kpixel("export", run, "--format", "tflite", "--out", tmp_path / "m.tflite"))
     assert not (tmp_path / "s").exists() and not (tmp_path / "m.tflite").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"),
+                    reason="apt-get install -y dataset-fashion-mnist")
+def test_evaluate_refuses_a_model_file_of_another_shape(tmp_path, run_dir, run_kpixel):
+    run, _ = run_dir
+    # An 8x8 model: the 28x28 Fashion-MNIST images are not resized for a bare .keras file.
+    line = _error_line(run_kpixel("evaluate", run / "best.keras", "--dataset", "fashion_mnist"))
+    assert "fashion_mnist images are (28, 28, 1) but the model expects (8, 8, 1)" in line
+    assert "No such model file" in _error_line(run_kpixel("evaluate", tmp_path / "missing.keras"))
+    assert "Received: both" in _error_line(run_kpixel("evaluate", run, "--pretrained", "fashion_mnist"))
+    assert "Received: neither" in _error_line(run_kpixel("evaluate"))
+    assert "Expected a pretrained model in" in _error_line(run_kpixel("evaluate", "--pretrained", "nope"))
+    (tmp_path / "bad.keras").write_bytes(b"not a zip")
+    assert "Cannot load" in _error_line(run_kpixel("evaluate", tmp_path / "bad.keras"))

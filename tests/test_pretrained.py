@@ -60,3 +60,21 @@ def test_commands_work_with_the_shipped_model(kpixel, tmp_path):
     assert both.returncode == 2 and "Expected either RUN_DIR or --pretrained NAME" in both.stderr
     unknown = run("sample", "--pretrained", "nope", "--out", tmp_path / "g.png")
     assert unknown.returncode == 2 and "Expected a pretrained model in" in unknown.stderr
+
+
+def test_evaluate_prints_the_readme_figure_for_the_shipped_model_and_its_file(kpixel, tmp_path, shipped):
+    def evaluate(*args):
+        result = subprocess.run([*kpixel, "evaluate", *map(str, args)], capture_output=True, text=True, timeout=600,
+                                cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-2000:]
+        match = re.fullmatch(r"fashion_mnist\[test\]: ([0-9.]+) bits/dim over (\d+) images\n", result.stdout)
+        assert match, result.stdout
+        return float(match.group(1)), int(match.group(2))
+
+    bits, count = evaluate("--pretrained", "fashion_mnist", "--limit", 500)
+    # The same four decimals as the README (one unit of rounding apart at most).
+    assert count == 500 and abs(bits - _readme_figure()) < 1.5e-4, bits
+    path = os.path.join(os.path.dirname(kp.__file__), "weights", "fashion_mnist.keras")
+    bits, count = evaluate(path, "--limit", 100)
+    expected = float(np.mean(kp.bits_per_dim(shipped, load("fashion_mnist", "test[:100]").images)))
+    assert count == 100 and abs(bits - expected) < 1.5e-4, (bits, expected)

@@ -75,8 +75,11 @@ class ConcatELU(keras.layers.Layer):
     pointwise = True
 
     def call(self, inputs):
-        # (..., K) -> (..., K, 2) -> (..., 2K)
-        both = ops.stack([ops.elu(inputs), ops.elu(-inputs)], axis=-1)
+        # (..., K) -> (..., K, 2) -> (..., 2K). One elu after the stack, not elu(x) and elu(-x):
+        # the values are bitwise the same, but with two elus TensorFlow's graph optimizer fuses
+        # Neg+Elu, then its (oneDNN) remapper fails on the Add that feeds both branches, prints
+        # "remapper failed: INVALID_ARGUMENT" and leaves the whole training graph unfused.
+        both = ops.elu(ops.stack([inputs, -inputs], axis=-1))
         # A static 2K keeps the feature size known when the batch size is not (an exported
         # graph); with -1, Keras' TF conv takes its XLA-only path for the next layer.
         features = -1 if inputs.shape[-1] is None else 2 * inputs.shape[-1]

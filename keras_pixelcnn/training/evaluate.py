@@ -1,28 +1,81 @@
-"""`evaluate`: exact bits/dim of a run's best model over a data split."""
+"""`evaluate`: exact bits/dim of a model over a data split: a run's best model, a `.keras` file or a shipped model."""
+
+import os
 
 from keras_pixelcnn.data import sources as data_lib
-from keras_pixelcnn.data.pipeline import make_dataset
+from keras_pixelcnn.data.pipeline import Preprocessing, make_dataset
 from keras_pixelcnn.likelihood import loss_and_metric
-from keras_pixelcnn.models.inference import inference_model
+from keras_pixelcnn.models import pretrained as shipped
+from keras_pixelcnn.models.inference import check_finite, inference_model
 from keras_pixelcnn.training.run_dir import load_run
 
+DEFAULT_DATASET = "fashion_mnist"
 
-def evaluate(run_dir, dataset=None, split="test", limit=None, batch_size=256, data_dir=None):
-    """Exact test bits/dim of a run's best model over a split (all of it unless `limit`).
+
+def load_model_file(path):
+    """A keras_pixelcnn model from a `.keras` file (not compiled).
+
+    Raises:
+        ValueError: a missing or unreadable file, or a model that does not end in a `PixelDistribution`.
+    """
+    import keras
+
+    if not os.path.isfile(path):
+        raise ValueError(f"No such model file: {path}")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # a corrupt zip, a truncated file, an unknown layer
+        raise ValueError(f"Cannot load {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+    loss_and_metric(model)  # not a pixel model -> ValueError
+    return check_finite(model, path)
+
+
+def _model_and_data(model_path, pretrained):
+    """`(model, dataset, data_dir, preprocessing)` of a run dir, a `.keras` file or a shipped model."""
+    if pretrained is not None:
+        return shipped.load_pretrained(pretrained), shipped.card(pretrained)["dataset"], None, Preprocessing()
+    if model_path.endswith(".keras") and not os.path.isdir(model_path):
+        # A bare file carries no preprocessing: the images must already have the model's input shape.
+        return load_model_file(model_path), DEFAULT_DATASET, None, Preprocessing()
+    config, model = load_run(model_path)
+    return model, config.dataset, config.data_dir, config.preprocessing()
+
+
+def evaluate(model_path=None, dataset=None, split="test", limit=None, batch_size=256, data_dir=None, *,
+             pretrained=None):
+    """Exact bits/dim of a model over a split (all of it unless `limit`).
+
+    Args:
+        model_path: a run directory (its best model, scored after the run's own
+            preprocessing) or a `.keras` file (no preprocessing).
+        dataset: the dataset to score; default the run's, the shipped model's, or fashion_mnist.
+        split: e.g. "test" or "train[:10%]".
+        limit: only the first `limit` images.
+        batch_size: images per batch.
+        data_dir: where the dataset's files are (default: the run's for its own dataset).
+        pretrained: the name of a shipped model, instead of `model_path`.
 
     Returns:
         dict with `bits_per_dim`, `nats_per_image`, `num_images`, `dataset`, `split`.
+
+    Raises:
+        ValueError: both or neither of `model_path` and `pretrained`, a model that cannot be
+            loaded, or images whose shape (after preprocessing) is not the model's input shape.
     """
-    config, model = load_run(run_dir)
+    if (model_path is None) == (pretrained is None):
+        raise ValueError("Expected either a run directory or .keras file, or pretrained=NAME. Received: "
+                         + ("both" if model_path is not None else "neither"))
+    model, default_dataset, default_data_dir, preprocessing = _model_and_data(model_path, pretrained)
     model = inference_model(model)  # float32 whatever the training policy
-    name = dataset or config.dataset
-    source = data_lib.load(name, split, data_dir if data_dir is not None else
-                           (config.data_dir if name == config.dataset else None))
-    preprocessing = config.preprocessing()
+    name = dataset or default_dataset
+    if data_dir is None and name == default_dataset:
+        data_dir = default_data_dir
+    source = data_lib.load(name, split, data_dir)
     expected = tuple(model.inputs[0].shape[1:])
-    if preprocessing.output_shape(source.image_shape) != expected:
-        raise ValueError(f"{name} images become {preprocessing.output_shape(source.image_shape)} "
-                         f"but the model expects {expected}")
+    shape = preprocessing.output_shape(source.image_shape)
+    if shape != expected:
+        verb = "are" if preprocessing == Preprocessing() else "become"
+        raise ValueError(f"{name} images {verb} {shape} but the model expects {expected}")
     conditional = len(model.inputs) == 2
     loss, metric = loss_and_metric(model)
     model.compile(loss=loss, metrics=[metric])

@@ -1,0 +1,132 @@
+"""First use of `kpixel`: quick help without TensorFlow, quiet start-up, logs that read well in a file."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from keras_pixelcnn.cli import quiet
+
+# Lines TensorFlow and absl write as their own (C++) log, e.g.
+# "I0000 00:00:1796232786.304434    6633 port.cc:153] oneDNN custom operations are on. ..."
+TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\] ")
+
+_HELP_SCRIPT = r"""
+import json, sys, time
+from click.testing import CliRunner
+from keras_pixelcnn.cli.main import cli
+
+runner, seconds, failures = CliRunner(), {}, []
+for args in [[]] + [[name] for name in sorted(cli.commands)]:
+    start = time.perf_counter()
+    result = runner.invoke(cli, args + ["--help"])
+    seconds[" ".join(args) or "kpixel"] = round(time.perf_counter() - start, 3)
+    if result.exit_code != 0 or "Usage: " not in result.output:
+        failures.append((args, result.exit_code, result.output[-300:]))
+heavy = sorted(name for name in ("keras", "tensorflow", "jax") if name in sys.modules)
+print(json.dumps({"commands": sorted(cli.commands), "seconds": seconds, "failures": failures, "heavy": heavy}))
+assert not heavy, f"--help imported {heavy}"
+"""
+
+
+def _environment(**changes):
+    env = dict(os.environ)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def test_help_of_every_command_imports_neither_keras_nor_tensorflow():
+    result = subprocess.run([sys.executable, "-c", _HELP_SCRIPT], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["heavy"] == [] and report["failures"] == []
+    assert {"fit", "evaluate", "sample", "complete", "score", "export", "architectures"} <= set(report["commands"])
+    assert set(report["seconds"]) == {"kpixel", *report["commands"]}
+
+
+def test_the_installed_script_prints_help_and_nothing_on_stderr(kpixel):
+    for args in (["--help"], ["fit", "--help"]):
+        result = subprocess.run([*kpixel, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and result.stdout.startswith("Usage: kpixel"), result.stderr
+        assert result.stderr == ""
+
+
+def test_chatter_is_only_absl_information():
+    assert quiet.is_chatter("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+    assert quiet.is_chatter("I0000 00:00:1796232786.304434    6633 port.cc:153] oneDNN custom operations are on.\n")
+    assert not quiet.is_chatter("E0000 00:00:1796232938.901755    6889 meta_optimizer.cc:967] remapper failed\n")
+    assert not quiet.is_chatter("W0000 00:00:1796232938.901755    6889 x.cc:1] a warning\n")
+    assert not quiet.is_chatter("UserWarning: something the user should see\n")
+
+
+def _tensorflow_import_chatter(env):
+    """The chatter lines a bare `import tensorflow` prints here (they differ between builds)."""
+    result = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True,
+                            timeout=300, env=env)
+    return [line for line in result.stderr.splitlines() if quiet.is_chatter(line)]
+
+
+def test_startup_is_quiet_unless_verbose(kpixel):
+    env = _environment(TF_CPP_MIN_LOG_LEVEL=None, KPIXEL_LOG=None)
+    chatter = _tensorflow_import_chatter(env)
+    if not chatter:
+        pytest.skip("this TensorFlow build prints nothing on import")
+    quiet_run = subprocess.run([*kpixel, "architectures"], capture_output=True, text=True, timeout=300, env=env)
+    assert quiet_run.returncode == 0 and quiet_run.stdout.startswith("pixelcnn:"), quiet_run.stderr[-2000:]
+    assert quiet_run.stderr == ""
+    for run_env, flag in ((env, ["--verbose"]), (_environment(TF_CPP_MIN_LOG_LEVEL=None, KPIXEL_LOG="debug"), [])):
+        loud = subprocess.run([*kpixel, *flag, "architectures"], capture_output=True, text=True, timeout=300,
+                              env=run_env)
+        assert loud.returncode == 0 and loud.stdout == quiet_run.stdout
+        shown = [line for line in loud.stderr.splitlines() if quiet.is_chatter(line)]
+        # Verbose lowers TF_CPP_MIN_LOG_LEVEL to 0, so it shows at least what a bare import does.
+        assert len(shown) >= len(chatter), loud.stderr[-2000:]
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+                    reason="apt-get install -y dataset-fashion-mnist")
+def test_fit_into_a_file_logs_one_clean_line_per_epoch(kpixel, tmp_path):
+    """stdout is a pipe here, as when a log is redirected to a file: no progress bar, no TensorFlow lines.
+
+    PixelCNN++ (ConcatELU after an Add) used to make TensorFlow's graph optimizer print
+    `E... meta_optimizer.cc] remapper failed: INVALID_ARGUMENT` on every training run.
+    """
+    result = subprocess.run(
+        [*kpixel, "fit", "--model", "pixelcnn_pp", "--out", str(tmp_path / "run"), "--epochs", "2",
+         "--steps-per-epoch", "2", "--image-size", "8", "--filters", "8", "--num-layers", "1", "--batch-size", "8",
+         "--validation-images", "16", "--sample-images", "0"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path, env=_environment(KPIXEL_LOG=None))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [line for line in result.stderr.splitlines() if TF_LOG_LINE.match(line) or "absl" in line] == []
+    assert "\x1b" not in result.stdout and "\r" not in result.stdout and "━" not in result.stdout
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("2/2 - ")]
+    assert len(epochs) == 2, result.stdout
+    for line in epochs:
+        assert re.search(r" - loss: \d+\.\d+ .*- bits_per_dim: \d+\.\d+ .*- val_bits_per_dim: \d+\.\d+", line), line
+    assert result.stdout.splitlines()[-1].startswith("Saved ")
+
+
+_LOAD_SCRIPT = r"""
+import sys
+import keras_pixelcnn as kp
+assert "keras" not in sys.modules and "tensorflow" not in sys.modules
+import keras  # the package's layers register now, so Keras finds them in the file
+model = keras.saving.load_model(sys.argv[1], compile=False)
+print(model.layers[-1].__class__.__name__, kp.PixelDistribution.__name__)
+"""
+
+
+def test_import_is_lazy_and_keras_still_reads_the_package_files():
+    from keras_pixelcnn.models.pretrained import WEIGHTS_DIR
+
+    path = os.path.join(WEIGHTS_DIR, "fashion_mnist.keras")
+    result = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, path], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["PixelDistribution", "PixelDistribution"]
