@@ -6,8 +6,8 @@ from keras_pixelcnn.data import sources as data_lib
 from keras_pixelcnn.data.pipeline import Preprocessing, make_dataset
 from keras_pixelcnn.likelihood import loss_and_metric
 from keras_pixelcnn.models import pretrained as shipped
-from keras_pixelcnn.models.inference import check_finite, inference_model
-from keras_pixelcnn.training.run_dir import load_run
+from keras_pixelcnn.models.inference import inference_model
+from keras_pixelcnn.training import run_dir
 
 DEFAULT_DATASET = "fashion_mnist"
 
@@ -16,18 +16,12 @@ def load_model_file(path):
     """A keras_pixelcnn model from a `.keras` file (not compiled).
 
     Raises:
-        ValueError: a missing or unreadable file, or a model that does not end in a `PixelDistribution`.
+        ValueError: a missing or unreadable file, non-finite weights, or a model that does not
+            end in a `PixelDistribution`.
     """
-    import keras
-
-    if not os.path.isfile(path):
-        raise ValueError(f"No such model file: {path}")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as error:  # a corrupt zip, a truncated file, an unknown layer
-        raise ValueError(f"Cannot load {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+    model = run_dir.load_model_file(path)
     loss_and_metric(model)  # not a pixel model -> ValueError
-    return check_finite(model, path)
+    return model
 
 
 def _model_and_data(model_path, pretrained):
@@ -37,7 +31,7 @@ def _model_and_data(model_path, pretrained):
     if model_path.endswith(".keras") and not os.path.isdir(model_path):
         # A bare file carries no preprocessing: the images must already have the model's input shape.
         return load_model_file(model_path), DEFAULT_DATASET, None, Preprocessing()
-    config, model = load_run(model_path)
+    config, model = run_dir.load_run(model_path)
     return model, config.dataset, config.data_dir, config.preprocessing()
 
 

@@ -72,11 +72,26 @@ def load_run(run_dir, which="best"):
         path = os.path.join(run_dir, "last.keras")
     if not os.path.exists(path):
         raise ValueError(f"{run_dir} has no saved model yet (train at least one epoch)")
+    return config, load_model_file(path, _divergence(run_dir))
+
+
+def load_model_file(path, cause=None):
+    """The model in the `.keras` file `path` (not compiled), its weights checked finite.
+
+    Args:
+        path: a `.keras` file.
+        cause: what made non-finite weights, for the message (see `check_finite`).
+
+    Raises:
+        ValueError: a missing or unreadable file, or NaN or inf weights.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"No such model file: {path}")
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a corrupt zip, a truncated file, an unknown layer
         raise ValueError(f"Cannot load {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
-    return config, check_finite(model, path, _divergence(run_dir))
+    return check_finite(model, path, cause)
 
 
 def _divergence(run_dir):
