@@ -139,3 +139,16 @@ def test_labels_must_be_classes_of_the_model():
         sample(model, 2, labels=3)
     with pytest.raises(ValueError, match="one label or 2 labels"):
         sample(model, 2, labels=[0, 1, 2])
+
+
+def test_cached_equals_naive_through_a_right_shift():
+    """`ShiftRight` (no built-in architecture uses it): its per-pixel cache rule against the naive sampler."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((4, 5, 1), dtype="int32")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)
+    x = kp.MaskedConv2D(8, 3, "A", name="stem")(x)
+    x = kp.ShiftRight(name="right")(x)  # pixel (r, c) reads the stem at (r, c - 1)
+    x = kp.MaskedConv2D(8, 3, "B", name="mix", activation="relu")(x)
+    x = kp.MaskedConv2D(256, 1, "B", name="logits")(x)
+    model = keras.Model(inputs, kp.PixelDistribution("categorical", 1)(x))
+    np.testing.assert_array_equal(sample(model, 3, seed=2, method="cached"), sample(model, 3, seed=2, method="naive"))

@@ -1,0 +1,82 @@
+"""Mutations of the core modules and the tests that must kill them (see docs/MUTATIONS.md).
+
+    python tests/mutants.py            # every mutant
+    python tests/mutants.py noise      # the mutants whose name contains "noise"
+
+Each mutant replaces one exact snippet of a source file, runs the tests named
+beside it, restores the file (also on Ctrl-C) and reports "killed" (the tests
+failed) or "SURVIVED". Not collected by pytest: it runs the suite itself.
+"""
+
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STATS = "tests/test_sampler_statistics.py"
+
+# (name, file, original snippet, mutated snippet, pytest arguments)
+MUTANTS = [
+    ("gumbel_to_exponential_noise", "keras_pixelcnn/distributions/base.py",
+     "gumbel = -ops.log(-ops.log(ops.cast(noise, log_probs.dtype)))", "gumbel = -ops.log(ops.cast(noise, log_probs.dtype))",
+     [STATS, "-k", "follow"]),
+    ("temperature_ignored", "keras_pixelcnn/distributions/base.py",
+     "log_probs = log_probs / ops.cast(temperature, log_probs.dtype) + gumbel", "log_probs = log_probs + gumbel",
+     [STATS, "-k", "follow and 1ch"]),
+    ("greedy_takes_argmin", "keras_pixelcnn/distributions/base.py",
+     'return ops.cast(ops.top_k(log_probs, 1)[1][..., 0], "int32")',
+     'return ops.cast(ops.top_k(-log_probs, 1)[1][..., 0], "int32")', [STATS, "-k", "greedy"]),
+    ("categorical_reads_next_channel", "keras_pixelcnn/distributions/categorical.py",
+     "ops.take(logits, channel, axis=1)", "ops.take(logits, (channel + 1) % self.channels, axis=1)",
+     [STATS, "-k", "3ch"]),
+    ("mixture_samples_with_next_channels_mean", "keras_pixelcnn/distributions/logistic_mixture.py",
+     "mean = ops.take(means, channel, axis=1)[:, None, :]",
+     "mean = ops.take(means, (channel + 1) % self.channels, axis=1)[:, None, :]", [STATS, "-k", "pixelcnn_pp-3ch"]),
+    ("mask_a_reads_its_own_colour", "keras_pixelcnn/layers/masks.py",
+     'allowed = g_in < g_out if mask_type == "A" else g_in <= g_out', "allowed = g_in <= g_out",
+     ["tests/test_masks.py", "tests/test_models.py", "-k", "mask_a or centre_tap or causal_on_every"]),
+    ("noise_hash_constant", "keras_pixelcnn/sampling/noise.py",
+     "x = x * tf.constant(0x846CA68B, _U32)", "x = x * tf.constant(0x846CA68D, _U32)", ["tests/test_noise.py"]),
+    ("shift_right_rule_reads_current_column", "keras_pixelcnn/sampling/rules.py",
+     "        return values.window(self.inputs[0], row, 1, col - 1, 1)",
+     "        return values.window(self.inputs[0], row, 1, col, 1)", ["tests/test_sampling.py"]),
+    ("log_prob_mean_not_sum", "keras_pixelcnn/likelihood.py",
+     "return per_subpixel.reshape(len(images), -1).sum(axis=1) if reduce else per_subpixel",
+     "return per_subpixel.reshape(len(images), -1).mean(axis=1) if reduce else per_subpixel",
+     ["tests/test_likelihood.py"]),
+    ("log_prob_in_half_precision", "keras_pixelcnn/likelihood.py",
+     "    model = inference_model(model)\n    images = check_images(model, images)",
+     "    images = check_images(model, images)", ["tests/test_precision.py", "-k", "likelihood_and_scores"]),
+    ("best_checkpoint_of_non_finite_weights", "keras_pixelcnn/training/callbacks.py",
+     "and math.isfinite(value) and value < self.best and not non_finite_weights(self.model):",
+     "and value < self.best:", ["tests/test_precision.py", "-k", "checkpoints_never"]),
+]
+
+
+def run(name, path, original, mutated, args):
+    path = os.path.join(ROOT, path)
+    with open(path) as handle:
+        source = handle.read()
+    if source.count(original) != 1:
+        return "STALE (the original snippet is not in the file once: update the table)"
+    try:
+        with open(path, "w") as handle:
+            handle.write(source.replace(original, mutated))
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", *args], cwd=ROOT, env=env,
+                                capture_output=True, text=True)
+    finally:
+        with open(path, "w") as handle:
+            handle.write(source)
+    return "killed" if result.returncode != 0 else "SURVIVED"
+
+
+def main(pattern=""):
+    outcomes = {name: run(name, *rest) for name, *rest in MUTANTS if pattern in name}
+    for name, outcome in outcomes.items():
+        print(f"{outcome:9} {name}")
+    return 0 if all(outcome == "killed" for outcome in outcomes.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
