@@ -81,6 +81,12 @@ def test_rerun_resumes_after_a_crash_with_the_saved_weights(tmp_path, monkeypatc
     for got, want in zip(restored["weights"], saved):
         np.testing.assert_array_equal(got, want)
     assert fit(config, str(tmp_path), verbose=0) is None  # complete: nothing to do
+    # The resumed epochs read the batches an uninterrupted run reads there (not the first pass
+    # again), so with the restored weights and optimizer state both runs end at the same weights.
+    fit(config, str(tmp_path / "uninterrupted"), verbose=0)
+    resumed = load_run(str(tmp_path), "last")[1].get_weights()
+    for got, want in zip(resumed, load_run(str(tmp_path / "uninterrupted"), "last")[1].get_weights()):
+        np.testing.assert_allclose(got, want, atol=1e-6)
 
 
 def test_kill_9_mid_epoch_loses_at_most_that_epoch(tmp_path, kpixel):

@@ -95,14 +95,15 @@ def _perturb(image, rate, seed, step):
     return tf.where(replace, tf.cast(noise, image.dtype), image)
 
 
-def _array_dataset(images, labels, shuffle, repeat, seed, perturb_rate=0.0):
+def _array_dataset(images, labels, shuffle, repeat, seed, perturb_rate=0.0, first_example=0):
     """Elements of in-memory arrays; shuffled by a stateless permutation per epoch.
 
     `index_shuffle` depends only on (seed, pass), so the order is the same
     under any `tf.distribute` strategy (a `Dataset.shuffle` is re-seeded when
     a strategy clones the pipeline) and each pass sees every image once. The
     pass counter lives in the element index, so shuffle with `repeat=True`
-    (without it, every iteration replays the first permutation).
+    (without it, every iteration replays the first permutation), and starting
+    at `first_example` costs nothing: a resumed run goes on where it stopped.
     """
     import tensorflow as tf
 
@@ -123,12 +124,12 @@ def _array_dataset(images, labels, shuffle, repeat, seed, perturb_rate=0.0):
             image = _perturb(image, perturb_rate, seed, step)
         return image, tf.gather(labels, index)
 
-    steps = tf.data.Dataset.range(count) if not repeat else tf.data.Dataset.range(2**62)
+    steps = tf.data.Dataset.range(count) if not repeat else tf.data.Dataset.range(first_example, 2**62)
     return steps.map(element, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=False, repeat=False,
-                 seed=0, limit=None, drop_remainder=False, perturb_rate=0.0):
+                 seed=0, limit=None, drop_remainder=False, perturb_rate=0.0, first_batch=0):
     """A batched `tf.data.Dataset` of `(inputs, images)` pairs for `model.fit`/`evaluate`.
 
     Args:
@@ -144,6 +145,8 @@ def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=Fals
         perturb_rate: replace this fraction of sub-pixels by uniform noise, a
             fresh draw per example and pass (a likelihood-ratio background
             model; arrays with 256 levels only).
+        first_batch: start at this batch of the repeated stream (a resumed
+            run's batches so far), as if the earlier ones had been read.
 
     Returns:
         Elements `(images, images)` or `((images, labels), images)`, images
@@ -156,7 +159,10 @@ def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=Fals
     if source.tf_dataset is None:
         images = preprocessing.apply_numpy(source.images[:limit])
         labels = np.zeros(len(images), np.int32) if source.labels is None else source.labels[:limit]
-        dataset = _array_dataset(images, labels.astype(np.int32), shuffle, repeat, seed, perturb_rate)
+        if first_batch and not (shuffle and repeat and drop_remainder):
+            raise ValueError("first_batch needs a shuffled, repeated stream of full batches")
+        dataset = _array_dataset(images, labels.astype(np.int32), shuffle, repeat, seed, perturb_rate,
+                                 first_example=first_batch * batch_size)
     else:
         if perturb_rate:
             raise ValueError(f"Perturbed training inputs need an array dataset (IDX or folder:); "
@@ -172,6 +178,8 @@ def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=Fals
         if repeat:
             dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if first_batch and source.tf_dataset is not None:
+        dataset = dataset.skip(first_batch)  # reads them: a seeded shuffle replays the same stream
 
     def to_pair(images, labels):
         images = tf.cast(images, tf.int32)

@@ -1,5 +1,6 @@
 """Training on the TensorFlow backend: `model.fit` under a `tf.distribute` strategy, resumable."""
 
+import json
 import os
 
 import keras
@@ -16,6 +17,15 @@ def make_strategy(name, devices=None):
     if name == "mirrored" or (name == "auto" and (len(gpus) > 1 or devices)):
         return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
     return tf.distribute.get_strategy()
+
+
+def completed_epochs(backup_dir):
+    """Epochs a resumed run has finished, as `keras.callbacks.BackupAndRestore` recorded them (0 for a new run)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as handle:
+        return int(json.load(handle)["epoch"])
 
 
 def _set_precision(config):
@@ -49,9 +59,11 @@ def fit(config, run_dir, verbose="auto"):
                                strategy.num_replicas_in_sync)
     preprocessing = config.preprocessing()
     # Always repeat: the stateless shuffle then draws a new permutation per pass over the data.
+    # A resumed run starts at the batch after the last finished epoch's, not at the first.
     train_data = make_dataset(train, preprocessing, config.batch_size, conditional=config.conditional,
                               shuffle=True, repeat=True, seed=config.seed, drop_remainder=True,
-                              perturb_rate=config.perturb_rate)
+                              perturb_rate=config.perturb_rate,
+                              first_batch=completed_epochs(os.path.join(run_dir, "backup")) * steps)
     validation_data = None
     if validation is not None:
         validation_data = make_dataset(validation, preprocessing, config.batch_size,
