@@ -198,3 +198,24 @@ def test_tflite_refuses_a_graph_that_needs_select_tf_ops(tmp_path):
     with pytest.raises(TFLiteConversionError, match="tf.Bitwise"):
         export_tflite(needs_flex, str(path))
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
+def test_every_architecture_exports_the_keras_images_in_both_loaders(architecture, tmp_path):
+    """Colour, class-conditional, 4x4: the default export in the TF2 and TF1-session loaders, --jit-compile in TF2.
+
+    (The session loader of a --jit-compile export is left out for time: it runs the same XLA graph.)
+    """
+    model = tiny_model(architecture, 3, num_classes=CLASSES, size=4)
+    seeds, labels = np.array([9, 2], np.int64), np.array([2, 0], np.int64)
+    images = np.random.default_rng(5).integers(0, 256, (2, 4, 4, 3)).astype(np.int32)
+    requests = {"draw:serving_default": {"seed": seeds, "label": labels},
+                "score:log_prob": {"images": images, "label": labels}}
+    want = np.concatenate([kp.sample(model, 1, seed=int(s), labels=int(l)) for s, l in zip(seeds, labels)])
+    want_log_prob = kp.log_prob(model, images, labels)
+    for jit_compile in (False, True):
+        path = export_savedmodel(model, str(tmp_path), "jit" if jit_compile else "default", 1, jit_compile=jit_compile)
+        for mode in ("tf2",) if jit_compile else ("tf2", "session"):
+            got = _call_fresh_process(path, requests, mode, tmp_path)
+            np.testing.assert_array_equal(got["draw/images"], want, err_msg=f"jit={jit_compile} {mode}")
+            np.testing.assert_allclose(got["score/log_prob"], want_log_prob, rtol=1e-4)
