@@ -54,6 +54,11 @@ MUTANTS = [
     ("resume_replays_the_first_batches", "keras_pixelcnn/training/tf_backend.py",
      'first_batch=completed_epochs(os.path.join(run_dir, "backup")) * steps)', "first_batch=0)",
      ["tests/test_training.py", "-k", "rerun_resumes"]),
+    ("tfds_shuffled_by_dataset_shuffle", "keras_pixelcnn/data/pipeline.py",
+     "            images, labels = _read_all(dataset, source.image_shape, preprocessing)\n"
+     "            dataset = _array_dataset(images, labels, shuffle, repeat, seed, first_example=first_batch * batch_size)",
+     "            dataset = dataset.cache().shuffle(20000, seed=seed).repeat()",
+     ["tests/test_training.py", "-k", "mirrored_sgd"]),
     ("best_checkpoint_of_non_finite_weights", "keras_pixelcnn/training/callbacks.py",
      "and math.isfinite(value) and value < self.best and not non_finite_weights(self.model):",
      "and value < self.best:", ["tests/test_precision.py", "-k", "checkpoints_never"]),

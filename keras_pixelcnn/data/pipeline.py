@@ -128,6 +128,17 @@ def _array_dataset(images, labels, shuffle, repeat, seed, perturb_rate=0.0, firs
     return steps.map(element, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+def _read_all(dataset, image_shape, preprocessing):
+    """The preprocessed `(images, labels)` of a finite `(image, label)` dataset as numpy arrays."""
+    images, labels = [], []
+    for image_batch, label_batch in dataset.batch(1024).as_numpy_iterator():
+        images.append(image_batch)
+        labels.append(label_batch)
+    if not images:
+        return np.zeros((0,) + preprocessing.output_shape(image_shape), np.uint8), np.zeros(0, np.int32)
+    return np.concatenate(images), np.concatenate(labels).astype(np.int32)
+
+
 def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=False, repeat=False,
                  seed=0, limit=None, drop_remainder=False, perturb_rate=0.0, first_batch=0):
     """A batched `tf.data.Dataset` of `(inputs, images)` pairs for `model.fit`/`evaluate`.
@@ -172,14 +183,17 @@ def make_dataset(source, preprocessing, batch_size, *, conditional, shuffle=Fals
             lambda image, label: (preprocessing.apply_tensor(image, source.image_shape), tf.cast(label, tf.int32)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
-        dataset = dataset.cache()  # decode TFDS records once
         if shuffle:
-            dataset = dataset.shuffle(min(source.num_examples, 20000), seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            dataset = dataset.repeat()
+            # Read the split into memory once (as cache() would) and shuffle it like arrays:
+            # Dataset.shuffle(seed) is re-seeded when a strategy clones the pipeline, so a mirrored
+            # run would read other batches than one device (tests/test_training.py).
+            images, labels = _read_all(dataset, source.image_shape, preprocessing)
+            dataset = _array_dataset(images, labels, shuffle, repeat, seed, first_example=first_batch * batch_size)
+        else:
+            dataset = dataset.cache()  # decode TFDS records once
+            if repeat:
+                dataset = dataset.repeat()
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    if first_batch and source.tf_dataset is not None:
-        dataset = dataset.skip(first_batch)  # reads them: a seeded shuffle replays the same stream
 
     def to_pair(images, labels):
         images = tf.cast(images, tf.int32)
