@@ -55,7 +55,7 @@ def evaluate(model_path=None, dataset=None, split="test", limit=None, batch_size
         dict with `bits_per_dim`, `nats_per_image`, `num_images`, `dataset`, `split`.
 
     Raises:
-        ValueError: both or neither of `model_path` and `pretrained`, a bad limit or batch_size,
+        ValueError: both or neither of `model_path` and `pretrained`, a bad limit or batch_size, an empty split,
             a model that cannot be loaded, or images whose shape (after preprocessing) is not the model's input shape.
     """
     if (model_path is None) == (pretrained is None):
@@ -70,6 +70,8 @@ def evaluate(model_path=None, dataset=None, split="test", limit=None, batch_size
     if data_dir is None and name == default_dataset:
         data_dir = default_data_dir
     source = data_lib.load(name, split, data_dir)
+    if source.num_examples == 0:
+        raise ValueError(f"{name}[{split}] holds no images. Received: split={split!r}")
     expected = tuple(model.inputs[0].shape[1:])
     shape = preprocessing.output_shape(source.image_shape)
     if shape != expected:
