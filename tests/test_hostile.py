@@ -411,7 +411,7 @@ def test_image_sizes_come_from_the_header_before_any_pixel_is_decoded(tmp_path, 
 
 # --- The Python API: ValueError, never a TensorFlow error ---------------------------------------------
 
-hypothesis = pytest.importorskip("hypothesis")
+import hypothesis  # noqa: E402  (the test extra; a plain import, so a missing one fails instead of skipping)
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
 
