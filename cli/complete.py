@@ -3,7 +3,7 @@
 import click
 
 from keras_pixelcnn.cli.errors import user_errors
-from keras_pixelcnn.cli.model_source import model_options, resolve_model
+from keras_pixelcnn.cli.model_source import check_num, model_options, resolve_model
 from keras_pixelcnn.cli.status import Status
 
 
@@ -18,19 +18,23 @@ from keras_pixelcnn.cli.status import Status
 @click.option("--temperature", type=float, default=1.0, show_default=True)
 @click.option("--label", type=int, default=None, help="Class label for a conditional model.")
 @click.option("--method", type=click.Choice(["cached", "naive"]), default="cached", show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True, help="Completions per sampler run.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="PNG row: the known part (unknown shown grey), then the completions.")
 @click.option("--npy", type=click.Path(dir_okay=False), default=None, help="Also save the completions here.")
-def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, temperature, label, method, out, npy):
+def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, temperature, label, method, batch_size,
+             out, npy):
     """Fill the black part of --mask in --image, NUM times, in raster order."""
     import numpy as np
 
-    from keras_pixelcnn.data.images import atomic_path, make_grid, read_images, save_png
+    from keras_pixelcnn.data.images import check_writable, atomic_path, make_grid, read_images, save_png
     from keras_pixelcnn.sampling import complete as fill
 
     with user_errors():
-        if num < 1:
-            raise ValueError(f"Expected --num >= 1. Received: {num}")
+        check_num(num)
+        for path, option in ((out, "--out"), (npy, "--npy")):
+            if path:
+                check_writable(path, option=option)
         model = resolve_model(run_dir, which, pretrained)
         shape = tuple(model.inputs[0].shape[1:])
         (image,), _ = read_images([image_path], shape)
@@ -39,7 +43,7 @@ def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, tempe
         images = np.repeat(image[None], num, axis=0)
         with Status(f"Compiling the sampler (first use) and completing {num} images"):
             completions = fill(model, images, known, seed=seed, temperature=temperature, method=method,
-                               labels=label)
+                               labels=label, batch_size=batch_size)
         shown = np.where(known[..., None], image, 128).astype(np.uint8)
         save_png(out, make_grid(np.concatenate([shown[None], completions]), columns=num + 1))
         if npy:

@@ -8,9 +8,15 @@ import click
 
 @contextlib.contextmanager
 def user_errors():
-    """Report ValueError (DataError included), missing files and bad JSON as `Error: ...`, exit 2."""
+    """Report ValueError (DataError included), missing files and bad JSON as `Error: ...`, exit 2.
+
+    So are paths that cannot be used (permission denied, a file where a directory is
+    expected): one line naming the path.
+    """
     try:
         yield
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise click.UsageError(message) from None
+    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as error:
+        raise click.UsageError(f"{error.strerror or type(error).__name__}: {error.filename}") from None

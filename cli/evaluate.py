@@ -28,7 +28,10 @@ def evaluate(model, pretrained, dataset, data_dir, split, limit, batch_size):
             raise ValueError("Expected either RUN_DIR (or FILE.keras) or --pretrained NAME. Received: "
                              + ("both" if model else "neither"))
         if limit is not None and limit < 1:
-            raise ValueError(f"Expected --limit >= 1. Received: {limit}")
+            raise ValueError(f"Expected --limit to be an integer >= 1 (leave it out for the whole split). "
+                             f"Received: {limit}")
+        if batch_size < 1:
+            raise ValueError(f"Expected --batch-size to be an integer >= 1. Received: {batch_size}")
         result = score_split(model, dataset, split, limit, batch_size, data_dir, pretrained=pretrained)
     click.echo(f"{result['dataset']}[{result['split']}]: {result['bits_per_dim']:.4f} bits/dim "
                f"over {result['num_images']} images")

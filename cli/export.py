@@ -21,9 +21,11 @@ from keras_pixelcnn.cli.status import Status
               help="XLA-compile the SavedModel's sampler (TF Serving on CPU then needs --xla_cpu_compilation_enabled).")
 def export(run_dir, which, pretrained, fmt, out, name, version, batch_size, jit_compile):
     """Export RUN_DIR's model for serving: signatures sample, log_prob (and complete, savedmodel)."""
+    from keras_pixelcnn.data.images import check_writable
     from keras_pixelcnn.export import export_savedmodel, export_tflite
 
     with user_errors():
+        check_writable(out, directory=fmt == "savedmodel")
         model = resolve_model(run_dir, which, pretrained)
         if fmt == "savedmodel":
             name = name or pretrained or os.path.basename(os.path.normpath(run_dir))

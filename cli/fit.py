@@ -1,6 +1,6 @@
 """`kpixel fit`: train a model, or resume an interrupted run."""
 
-import json
+import importlib.util
 import os
 import sys
 
@@ -45,6 +45,35 @@ def _with_options(command):
     return command
 
 
+def _config(run_dir, config_file, flags):
+    """The TrainConfig of `--config` overridden by flags, or of RUN_DIR/config.json when neither is given.
+
+    Raises:
+        ValueError: a bad file or value; the message names the option (and the file it came from).
+    """
+    from keras_pixelcnn.training.config import TrainConfig, read_json
+
+    if flags.get("exclude_classes") is not None:
+        try:
+            flags["exclude_classes"] = [int(part) for part in flags["exclude_classes"].split(",")]
+        except ValueError:
+            raise ValueError(f"Expected --exclude-classes like 3 or 3,5. Received: {flags['exclude_classes']!r}")
+    given = {key: value for key, value in flags.items() if value is not None}
+    saved = os.path.join(run_dir, "config.json")
+    if not config_file and not given and os.path.isfile(saved):
+        return TrainConfig.from_file(saved)  # `kpixel fit --out RUN` resumes with the run's own options
+    if not config_file:
+        return TrainConfig.from_dict(given)
+    values = read_json(config_file)
+    if not isinstance(values, dict):
+        TrainConfig.from_dict(values, source=config_file)  # raises, naming the file
+    try:
+        return TrainConfig.from_dict({**values, **given})
+    except ValueError:
+        TrainConfig.from_dict(values, source=config_file)  # the file's own mistake, naming the file
+        raise
+
+
 @click.command()
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON of TrainConfig fields; flags override it.")
@@ -60,10 +89,16 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
     import keras
 
     if backend is not None and backend != keras.backend.backend():
+        if importlib.util.find_spec(backend) is None:
+            raise click.UsageError(f"--backend {backend} needs the {backend} package: pip install "
+                                   f"'keras-pixelcnn[{'jax' if backend == 'jax' else 'cpu'}]'")
         # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
         os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
 
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+        raise click.UsageError(f"Expected --num-processes >= 1 and --process-id in [0, {max(num_processes, 1)}). "
+                               f"Received: --num-processes {num_processes} --process-id {process_id}")
     if num_processes > 1:
         if keras.backend.backend() != "jax":
             raise click.UsageError("--num-processes > 1 needs --backend jax (Keras 3 has no multi-worker tf.distribute)")
@@ -72,24 +107,10 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
         initialize(coordinator, num_processes, process_id)
 
     from keras_pixelcnn.training.callbacks import TrainingDiverged
-    from keras_pixelcnn.training import TrainConfig
     from keras_pixelcnn.training import fit as train
 
     with user_errors():
-        values = {}
-        if config_file:
-            with open(config_file) as handle:
-                values = json.load(handle)
-        if flags.get("exclude_classes") is not None:
-            try:
-                flags["exclude_classes"] = [int(part) for part in flags["exclude_classes"].split(",")]
-            except ValueError:
-                raise ValueError(f"Expected --exclude-classes like 3 or 3,5. Received: {flags['exclude_classes']!r}")
-        values.update({key: value for key, value in flags.items() if value is not None})
-        if os.path.exists(os.path.join(run_dir, "config.json")) and not config_file and not values:
-            with open(os.path.join(run_dir, "config.json")) as handle:
-                values = json.load(handle)
-        config = TrainConfig.from_dict(values)
+        config = _config(run_dir, config_file, flags)
         # A terminal gets Keras' progress bar; a file or pipe one line per epoch (no bar redraws).
         verbose = 1 if sys.stdout.isatty() else 2
         try:

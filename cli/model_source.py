@@ -25,3 +25,13 @@ def resolve_model(run_dir, which, pretrained=None):
     from keras_pixelcnn.training import load_run
 
     return load_run(run_dir, which)[1]
+
+
+# A PNG grid of more images than this is too big to be looked at (and to hold in memory).
+MAX_IMAGES = 100_000
+
+
+def check_num(num):
+    """Refuse a `--num` outside [1, MAX_IMAGES] (ValueError)."""
+    if not 1 <= num <= MAX_IMAGES:
+        raise ValueError(f"Expected --num in [1, {MAX_IMAGES}]. Received: {num}")

@@ -5,7 +5,7 @@ import contextlib
 import click
 
 from keras_pixelcnn.cli.errors import user_errors
-from keras_pixelcnn.cli.model_source import model_options, resolve_model
+from keras_pixelcnn.cli.model_source import check_num, model_options, resolve_model
 from keras_pixelcnn.cli.status import Status
 
 
@@ -24,11 +24,15 @@ def sample(run_dir, which, pretrained, num, seed, temperature, label, method, gr
     """Sample images from RUN_DIR's model into a PNG grid."""
     import numpy as np
 
-    from keras_pixelcnn.data.images import atomic_path, make_grid, save_png
+    from keras_pixelcnn.data.images import check_writable, atomic_path, make_grid, save_png
     from keras_pixelcnn.likelihood import model_num_classes
     from keras_pixelcnn.sampling import sample as draw
 
     with user_errors():
+        check_num(num)
+        for path, option in ((out, "--out"), (npy, "--npy")):
+            if path:
+                check_writable(path, option=option)
         model = resolve_model(run_dir, which, pretrained)
         labels = label
         if len(model.inputs) == 2 and label is None:

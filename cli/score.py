@@ -23,7 +23,7 @@ def score(run_dir, which, pretrained, images, label, background, csv_path, batch
 
     import numpy as np
 
-    from keras_pixelcnn.data.images import atomic_path, read_images
+    from keras_pixelcnn.data.images import check_writable, atomic_path, read_images
     from keras_pixelcnn.scoring import score as compute
 
     if pretrained and run_dir:  # `kpixel score --pretrained NAME a.png ...`: the first image filled RUN_DIR
@@ -31,6 +31,8 @@ def score(run_dir, which, pretrained, images, label, background, csv_path, batch
     if not images:
         raise click.UsageError("Expected at least one image to score. Received: none")
     with user_errors():
+        if csv_path:
+            check_writable(csv_path, option="--csv")
         model = resolve_model(run_dir, which, pretrained)
         pictures, names = read_images(images, tuple(model.inputs[0].shape[1:]))
         labels = None if label is None else np.full(len(pictures), label, np.int32)

@@ -39,6 +39,42 @@ def model_num_classes(model):
     return sizes.pop()
 
 
+def check_batch_size(batch_size, name="batch_size"):
+    """`batch_size` as a positive int (numpy integers too).
+
+    Raises:
+        ValueError: for anything but an integer >= 1, naming `name`.
+    """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, (bool, np.bool_)) or batch_size < 1:
+        raise ValueError(f"Expected {name} to be an integer >= 1. Received: {name}={batch_size!r}")
+    return int(batch_size)
+
+
+def label_array(model, labels, num_images):
+    """Validated labels for `num_images` images: int32 `(B,)` for a conditional model, None otherwise.
+
+    Args:
+        labels: one integer (numpy integer scalars too) for every image, or `(B,)` integers.
+
+    Raises:
+        ValueError: labels missing or unexpected (see `check_labels`), not integers
+            (3.7, "3", True), of another length than the images, or outside [0, num_classes).
+    """
+    if not check_labels(model, labels):
+        return None
+    array = np.asarray(labels)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"Expected integer labels. Received: labels of dtype {array.dtype}"
+                         + (f" ({labels!r})" if array.ndim == 0 else ""))
+    if array.ndim > 1 or (array.ndim == 1 and array.shape[0] != num_images):
+        raise ValueError(f"Expected one label or {num_images} labels (one per image). Received: shape {array.shape}")
+    num_classes = model_num_classes(model)
+    if array.size and (array.min() < 0 or array.max() >= num_classes):
+        raise ValueError(f"Expected labels in [0, {num_classes}) ({num_classes} classes). Received: labels in "
+                         f"[{array.min()}, {array.max()}]")
+    return np.broadcast_to(array.astype(np.int32), (num_images,)).copy()
+
+
 def model_inputs(model, images, labels=None):
     """The structure `model` takes: `images`, or `[images, labels]` if conditional (see `check_labels`)."""
     return [images, labels] if check_labels(model, labels) else images
@@ -74,17 +110,20 @@ def log_prob(model, images, labels=None, reduce=True, batch_size=256):
         images: integers in [0, 255], `(B, H, W, C)`.
         labels: integer class labels `(B,)` for a class-conditional model.
         reduce: sum over sub-pixels when True.
-        batch_size: images per forward pass.
+        batch_size: images per forward pass (an integer >= 1).
 
     Returns:
         float64 numpy array of log-probabilities in nats: `(B,)`, or
         `(B, H, W, C)` per sub-pixel with `reduce=False`. A model trained with
         mixed precision is evaluated in float32 (`models.inference`).
+
+    Raises:
+        ValueError: for bad images (see `check_images`), labels (see `label_array`) or batch_size.
     """
+    batch_size = check_batch_size(batch_size)
     model = inference_model(model)
     images = check_images(model, images)
-    if labels is not None:
-        labels = np.asarray(labels, dtype=np.int32).reshape(-1)
+    labels = label_array(model, labels, len(images))
     distribution = distribution_of(model)
     parts = []
     for start in range(0, len(images), batch_size):

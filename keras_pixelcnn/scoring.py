@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from keras_pixelcnn.likelihood import bits_per_dim, check_images, model_num_classes
+from keras_pixelcnn.likelihood import bits_per_dim, check_batch_size, check_images, label_array, model_num_classes
 
 
 def png_bits_per_dim(images):
@@ -51,6 +51,7 @@ def png_bits_per_dim(images):
 
 def marginal_bits_per_dim(model, images, batch_size=256):
     """Bits/dim of `p(x) = mean_y p(x | y)` for a class-conditional model (uniform class prior)."""
+    batch_size = check_batch_size(batch_size)
     images = check_images(model, images)
     num_classes = model_num_classes(model)
     if num_classes is None:
@@ -91,9 +92,12 @@ def score(model, images, labels=None, background=None, batch_size=256):
         (`bits_per_dim - background_bits_per_dim`).
 
     Raises:
-        ValueError: for images the model(s) cannot score.
+        ValueError: for images the model(s) cannot score, bad labels (see
+            `likelihood.label_array`) or a batch_size that is not an integer >= 1.
     """
+    batch_size = check_batch_size(batch_size)
     images = check_images(model, images)
+    labels = label_array(model, labels, len(images)) if labels is not None else None
     raw = _model_bits_per_dim(model, images, labels, batch_size)
     png = png_bits_per_dim(images)
     scores = {"bits_per_dim": raw, "png_bits_per_dim": png, "complexity": raw - png}

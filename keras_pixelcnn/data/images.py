@@ -8,9 +8,20 @@ import tempfile
 import numpy as np
 
 
+def current_umask():
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside `path`; rename it onto `path` only on success."""
+    """Yield a temporary path beside `path`; rename it onto `path` only on success.
+
+    The file gets the mode a plain `open(path, "w")` would give (0666 less the umask:
+    0644 by default), not `mkstemp`'s private 0600.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     suffix = os.path.splitext(path)[1]
@@ -18,10 +29,32 @@ def atomic_path(path):
     os.close(handle)
     try:
         yield temporary
+        if os.path.isfile(temporary):
+            os.chmod(temporary, 0o666 & ~current_umask())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def check_writable(path, directory=False, option="--out"):
+    """Check, writing nothing, that `path` (a file, or a directory if `directory`) can be written.
+
+    Raises:
+        ValueError: a file where a directory is expected or the other way round, a parent
+            that is a file, or one that is not writable (naming `option` and the path).
+    """
+    if os.path.exists(path) and os.path.isdir(path) != directory:
+        kind = "directory" if directory else "file"
+        raise ValueError(f"Expected {option} to be a {kind}. Received: {path}, which is "
+                         + ("a file" if directory else "a directory"))
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"Cannot write {option} {path}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"Cannot write {option} {path}: {existing} is not writable")
 
 
 def write_json(path, value):
@@ -60,7 +93,9 @@ def read_images(paths, image_shape):
     """Load images for a model of `image_shape = (H, W, C)` from PNG/JPEG files or `.npy` arrays.
 
     A picture file is one image (converted to greyscale for C = 1, RGB for
-    C = 3); a `.npy` file holds one `(H, W[, C])` image or a batch `(B, H, W[, C])`.
+    C = 3; a 16-bit greyscale PNG is scaled to 8 bits, `round(v * 255 / 65535)`);
+    a `.npy` file holds one `(H, W[, C])` image or a batch `(B, H, W[, C])`.
+    Sizes are checked from the file's header before its pixels are read.
 
     Returns:
         `(images, names)`: uint8 `(B, H, W, C)` and one name per image
@@ -68,37 +103,90 @@ def read_images(paths, image_shape):
 
     Raises:
         FileNotFoundError: for a missing file.
-        ValueError: for an unreadable file or a size other than `(H, W)`.
+        ValueError: for an unreadable file, a size other than `(H, W)`, a 16-bit colour
+            PNG, or values outside [0, 255] (the message names the file).
     """
-    from PIL import Image, UnidentifiedImageError
-
     height, width, channels = image_shape
     images, names = [], []
     for path in paths:
         if not os.path.exists(path):
             raise FileNotFoundError(f"No such image file: {path}")
+        if os.path.isdir(path):
+            raise ValueError(f"Expected an image file. Received: {path}, a directory")
         if path.endswith(".npy"):
-            try:
-                array = np.load(path, allow_pickle=False)
-            except ValueError as error:
-                raise ValueError(f"Cannot read {path}: {error}") from None
-            if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == channels and array.shape[0] == height):
-                array = array[None]
-            if array.ndim == 3:
-                array = array[..., None]
-            if not np.issubdtype(array.dtype, np.integer) or array.size and (array.min() < 0 or array.max() > 255):
-                raise ValueError(f"Expected integer values in [0, 255] in {path}. Received dtype {array.dtype}")
-            batch = [(f"{path}[{index}]", image) for index, image in enumerate(array)]
+            batch = [(f"{path}[{index}]", image) for index, image in enumerate(_read_npy(path, image_shape))]
         else:
-            try:
-                with Image.open(path) as picture:
-                    image = np.asarray(picture.convert("L" if channels == 1 else "RGB"))
-            except (UnidentifiedImageError, OSError) as error:
-                raise ValueError(f"Cannot read image {path}: {error}") from None
-            batch = [(path, image.reshape(image.shape[:2] + (channels,)))]
+            batch = [(path, _read_picture(path, image_shape))]
         for name, image in batch:
             if image.shape != (height, width, channels):
                 raise ValueError(f"Expected {height}x{width}x{channels} images. Received: {image.shape} in {name}")
             images.append(image.astype(np.uint8))
             names.append(name)
     return np.stack(images) if images else np.zeros((0, height, width, channels), np.uint8), names
+
+
+def _read_npy(path, image_shape):
+    """The `(B, H, W, C)` integer images in a `.npy` file, its shape checked before its values are read."""
+    height, width, channels = image_shape
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)  # reads the header only
+    except Exception as error:  # not .npy, truncated, pickled objects, unreadable
+        raise ValueError(f"Cannot read {path}: {type(error).__name__}: {error}") from None
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"Expected one array in {path}. Received: {type(array).__name__}")
+    if array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == channels and array.shape[0] == height):
+        array = array[None]
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4 or array.shape[1:] != (height, width, channels):
+        raise ValueError(f"Expected an array (H, W[, C]) or (B, H, W[, C]) of {height}x{width}x{channels} images "
+                         f"in {path}. Received: shape {np.load(path, mmap_mode='r').shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"Expected integer values in [0, 255] in {path}. Received dtype {array.dtype}")
+    array = np.asarray(array)
+    if array.size and (array.min() < 0 or array.max() > 255):
+        raise ValueError(f"Expected integer values in [0, 255] in {path}. Received values in "
+                         f"[{array.min()}, {array.max()}]")
+    return array
+
+
+def _read_picture(path, image_shape):
+    """One `(H, W, C)` uint8 image from a picture file; its size is checked from the header first."""
+    from PIL import Image
+
+    height, width, channels = image_shape
+    try:
+        with Image.open(path) as picture:  # reads the header, not the pixels
+            if picture.size != (width, height):
+                raise _Refused(f"Expected {height}x{width}x{channels} images. Received: "
+                               f"{picture.size[1]}x{picture.size[0]} (height x width) in {path}")
+            rawmode = _rawmode(picture)
+            if picture.mode.startswith("I;16") or rawmode.startswith("I;16"):  # 16-bit greyscale
+                grey = np.round(np.asarray(picture, np.float64) * 255 / 65535).astype(np.uint8)
+                return np.repeat(grey[..., None], channels, axis=-1)
+            if ";16" in rawmode:
+                raise _Refused(f"16-bit colour images are not supported (Pillow would drop their low bytes); "
+                               f"save {path} with 8 bits per channel")
+            if picture.mode in ("I", "F"):
+                raise _Refused(f"Expected an 8-bit image. Received: {path}, a {picture.mode!r}-mode "
+                               "(32-bit) image")
+            image = np.asarray(picture.convert("L" if channels == 1 else "RGB"))
+    except _Refused as error:
+        raise ValueError(str(error)) from None
+    except Exception as error:  # not an image, truncated, a decompression bomb, unreadable
+        raise ValueError(f"Cannot read image {path}: {type(error).__name__}: {error}") from None
+    return image.reshape(image.shape[:2] + (channels,))
+
+
+class _Refused(Exception):
+    """A readable image this package will not take (its message is the user's)."""
+
+
+def _rawmode(picture):
+    """How the decoder reads the file's pixels, e.g. 'I;16B' or 'RGB;16B' for a 16-bit PNG ('' if unknown)."""
+    tile = getattr(picture, "tile", None) or []
+    if not tile:
+        return ""
+    args = tile[0][3] if len(tile[0]) > 3 else None
+    return args if isinstance(args, str) else (args[0] if isinstance(args, tuple) and args
+                                               and isinstance(args[0], str) else "")

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
 from keras_pixelcnn.sampling.incremental import Plan, Values
-from keras_pixelcnn.likelihood import check_images, check_labels, model_inputs, model_num_classes
+from keras_pixelcnn.likelihood import check_batch_size, check_images, label_array, model_inputs
 from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
 
@@ -47,33 +47,29 @@ def image_seeds(seed, first, count):
     return np.stack([np.full(count, seed, np.int64), np.arange(first, first + count, dtype=np.int64)], axis=1)
 
 
+DEFAULT_BATCH_SIZE = 64
+
+
 def _label_tensor(model, num_images, labels):
-    """Labels broadcast to `(B,)` int32 for a conditional model, None otherwise."""
-    if not check_labels(model, labels):
-        return None
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"Expected integer labels. Received: dtype={labels.dtype}")
-    if labels.ndim > 1 or (labels.ndim == 1 and labels.shape[0] != num_images):
-        raise ValueError(f"Expected one label or {num_images} labels. Received: shape {labels.shape}")
-    num_classes = model_num_classes(model)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"Expected labels in [0, {num_classes}). Received: labels in "
-                         f"[{labels.min()}, {labels.max()}]")
-    return tf.constant(np.broadcast_to(labels.astype(np.int32), (num_images,)))
+    """Labels `(B,)` int32 for a conditional model (checked by `label_array`), None otherwise."""
+    labels = label_array(model, labels, num_images)
+    return None if labels is None else tf.constant(labels)
 
 
 def _check_common(num_images, temperature, method):
     if method not in METHODS:
         raise ValueError(f"Expected method in {METHODS}. Received: method={method!r}")
-    if not (isinstance(temperature, (int, float)) and temperature > 0):
-        raise ValueError(f"Expected temperature > 0. Received: temperature={temperature!r}")
-    if not (isinstance(num_images, (int, np.integer)) and num_images > 0):
+    number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(
+        temperature, (bool, np.bool_))
+    if not (number and np.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"Expected temperature to be a finite number > 0. Received: temperature={temperature!r}")
+    if not (isinstance(num_images, (int, np.integer)) and not isinstance(num_images, (bool, np.bool_))
+            and num_images > 0):
         raise ValueError(f"Expected num_images to be a positive int. Received: num_images={num_images!r}")
 
 
 def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="cached", greedy=False,
-           batch_size=None, progress=None):
+           batch_size=DEFAULT_BATCH_SIZE, progress=None):
     """Draw `num_images` images from an autoregressive model.
 
     Args:
@@ -84,9 +80,9 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="c
         labels: an int or `(B,)` ints for a class-conditional model.
         method: "cached" (incremental, fast) or "naive" (the whole model per sub-pixel).
         greedy: take the most likely value at every step.
-        batch_size: images per run of the sampler (all at once when None);
-            image i is drawn with seed pair `(seed, i)`, so the images do not
-            depend on the batch size.
+        batch_size: images per run of the sampler (64; None: all at once),
+            which bounds the memory; image i is drawn with seed pair
+            `(seed, i)`, so the images do not depend on the batch size.
         progress: optional callable, given the number of images finished
             after each batch.
 
@@ -103,13 +99,12 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="c
     """
     _check_common(num_images, temperature, method)
     labels = _label_tensor(model, num_images, labels)
-    known = np.zeros((num_images,) + tuple(model.inputs[0].shape[1:]), np.int32)
-    return _run(model, known, np.zeros(known.shape, bool), seed, labels, temperature, method, greedy,
-                batch_size, progress)
+    return _run(model, _Nothing(num_images, tuple(model.inputs[0].shape[1:])), None, seed, labels, temperature,
+                method, greedy, batch_size, progress)
 
 
 def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None, method="cached",
-             greedy=False):
+             greedy=False, batch_size=DEFAULT_BATCH_SIZE, progress=None):
     """Inpainting: keep the known sub-pixels of `images`, sample the others in raster order.
 
     Each unknown sub-pixel is drawn from `p(x_k | x_<k)`, the model's exact
@@ -126,7 +121,7 @@ def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None,
         model: a keras_pixelcnn model.
         images: integer images `(B, H, W, C)` in [0, 255]; unknown values are ignored.
         known_mask: bool `(B, H, W, C)`, `(H, W, C)` or `(H, W)`, True where known.
-        seed, temperature, labels, method, greedy: as in `sample`.
+        seed, temperature, labels, method, greedy, batch_size, progress: as in `sample`.
 
     Returns:
         uint8 numpy array `(B, H, W, C)` equal to `images` wherever `known_mask`.
@@ -148,32 +143,51 @@ def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None,
             f"Expected known_mask broadcastable to {images.shape}. Received: shape {known_mask.shape}"
         ) from None
     labels = _label_tensor(model, len(images), labels)
-    return _run(model, images, known_mask, seed, labels, temperature, method, greedy)
+    return _run(model, images, known_mask, seed, labels, temperature, method, greedy, batch_size, progress)
+
+
+class _Nothing:
+    """`num` images `shape`, none of them known, made one batch at a time (`sample` needs no input)."""
+
+    def __init__(self, num, shape):
+        self.shape = (num,) + shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, rows):
+        return np.zeros((len(range(*rows.indices(self.shape[0]))),) + self.shape[1:], np.int32)
 
 
 def _run(model, known, known_mask, seed, labels, temperature, method, greedy, batch_size=None, progress=None):
     """Run the sampler over `known` in batches; image i uses seed pair `(seed, i)`.
 
-    A model trained with mixed precision samples as its float32 copy (`models.inference`).
+    `known_mask` None means nothing is known. A model trained with mixed precision samples
+    as its float32 copy (`models.inference`).
     """
-    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < NOISE_SEED_LIMIT:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < NOISE_SEED_LIMIT:
         raise ValueError(f"Expected an integer seed in [0, 2**32). Received: seed={seed!r}")
-    if batch_size is not None and not (isinstance(batch_size, int) and batch_size > 0):
-        raise ValueError(f"Expected batch_size to be a positive int. Received: batch_size={batch_size!r}")
-    loop = _loop(inference_model(model), method)
+    if batch_size is not None:
+        batch_size = check_batch_size(batch_size)
     total = len(known)
+    try:
+        images = np.empty(known.shape, np.uint8)
+    except MemoryError:
+        raise ValueError(f"Cannot hold {total} images of shape {known.shape[1:]} in memory: ask for fewer") from None
+    loop = _loop(inference_model(model), method)
     batch_size = batch_size or total
-    parts = []
     for first in range(0, total, batch_size):
         stop = min(first + batch_size, total)
         noise = sampling_noise(image_seeds(seed, first, stop - first), known.shape[1:])
         batch_labels = None if labels is None else labels[first:stop]
-        images = loop(noise, tf.constant(known[first:stop]), tf.constant(known_mask[first:stop]), batch_labels,
-                      tf.constant(float(temperature)), greedy)
-        parts.append(images.numpy().astype(np.uint8))
+        chunk = known[first:stop]
+        mask = np.zeros(chunk.shape, bool) if known_mask is None else known_mask[first:stop]
+        drawn = loop(noise, tf.constant(chunk), tf.constant(mask), batch_labels,
+                     tf.constant(float(temperature)), greedy)
+        images[first:stop] = drawn.numpy().astype(np.uint8)
         if progress is not None:
             progress(stop)
-    return np.concatenate(parts)
+    return images
 
 
 _LOOPS = weakref.WeakKeyDictionary()

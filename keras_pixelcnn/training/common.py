@@ -14,7 +14,7 @@ from keras_pixelcnn.models import build_model
 from keras_pixelcnn.models.inference import check_finite
 from keras_pixelcnn.training.callbacks import (AtomicModelCheckpoint, BitsPerDimFromLoss, SampleGrid, StopOnNaN,
                                                TrainingDiverged)
-from keras_pixelcnn.training.run_dir import prepare_run_dir, versions
+from keras_pixelcnn.training.run_dir import check_run_dir, prepare_run_dir, versions
 
 
 def split_sources(config):
@@ -35,18 +35,22 @@ def has_tensorflow():
     return importlib.util.find_spec("tensorflow") is not None
 
 
-def prepare(config, run_dir, replicas, write=True):
-    """Load and check the data, then create or check the run dir (only when `write`).
+def prepare(config, run_dir, replicas, write=True, lock=None):
+    """Check everything, then create or check the run dir (only when `write`).
 
-    `replicas` (devices the batch is split over) is recorded in `run.json`.
+    The run dir path, the data, the weights source and the model the options build are all
+    checked before anything is written, so a mistake leaves nothing behind. `lock` (a
+    `run_dir.RunLock`) is taken just before the first write. `replicas` (devices the batch
+    is split over) is recorded in `run.json`.
 
     Returns:
         `(train, validation, image_shape, num_classes, status, initial_weights)`;
         `status` is None when the run is already complete; `initial_weights` are
         those of `config.init_from`, or None (no source, or a run being resumed).
     """
+    if write:
+        check_run_dir(config, run_dir)
     keras.utils.set_random_seed(config.seed)
-    # Read the data before touching the run dir, so a bad dataset leaves nothing behind.
     train, validation = split_sources(config)
     image_shape = config.preprocessing().output_shape(train.image_shape)
     num_classes = train.num_classes if config.conditional else None
@@ -54,15 +58,19 @@ def prepare(config, run_dir, replicas, write=True):
         raise ValueError(f"Dataset {config.dataset!r} has no class labels; drop --conditional")
     initial_weights = None
     if config.init_from and not os.path.isdir(os.path.join(run_dir, "backup")):
-        # Before the run dir is written, so a bad source leaves nothing behind; a resumed
-        # run takes its weights from the backup and no longer needs the source.
+        # A resumed run takes its weights from the backup and no longer needs the source.
         initial_weights = load_initial_weights(config, image_shape, num_classes)
+    else:
+        build(config, image_shape, num_classes)  # options the architecture refuses for this image shape
+        keras.utils.set_random_seed(config.seed)  # the real model starts from the same seed state
     status_path = os.path.join(run_dir, "run.json")
     status = {"versions": versions(), "data": {"train": train.origin, "split": train.split,
               "examples": train.num_examples}, "image_shape": list(image_shape),
               "num_classes": num_classes, "replicas": replicas, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "completed": False}
     if write:
+        if lock is not None:
+            lock.acquire()
         if prepare_run_dir(config, run_dir) and os.path.exists(status_path):
             with open(status_path) as handle:
                 if json.load(handle).get("completed"):

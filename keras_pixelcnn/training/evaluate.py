@@ -2,9 +2,11 @@
 
 import os
 
+import numpy as np
+
 from keras_pixelcnn.data import sources as data_lib
 from keras_pixelcnn.data.pipeline import Preprocessing, make_dataset
-from keras_pixelcnn.likelihood import loss_and_metric
+from keras_pixelcnn.likelihood import check_batch_size, loss_and_metric
 from keras_pixelcnn.models import pretrained as shipped
 from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.training import run_dir
@@ -53,18 +55,23 @@ def evaluate(model_path=None, dataset=None, split="test", limit=None, batch_size
         dict with `bits_per_dim`, `nats_per_image`, `num_images`, `dataset`, `split`.
 
     Raises:
-        ValueError: both or neither of `model_path` and `pretrained`, a model that cannot be
-            loaded, or images whose shape (after preprocessing) is not the model's input shape.
+        ValueError: both or neither of `model_path` and `pretrained`, a bad limit or batch_size, an empty split,
+            a model that cannot be loaded, or images whose shape (after preprocessing) is not the model's input shape.
     """
     if (model_path is None) == (pretrained is None):
         raise ValueError("Expected either a run directory or .keras file, or pretrained=NAME. Received: "
                          + ("both" if model_path is not None else "neither"))
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 1):
+        raise ValueError(f"Expected limit to be an integer >= 1 or None (the whole split). Received: limit={limit!r}")
+    batch_size = check_batch_size(batch_size)
     model, default_dataset, default_data_dir, preprocessing = _model_and_data(model_path, pretrained)
     model = inference_model(model)  # float32 whatever the training policy
     name = dataset or default_dataset
     if data_dir is None and name == default_dataset:
         data_dir = default_data_dir
     source = data_lib.load(name, split, data_dir)
+    if source.num_examples == 0:
+        raise ValueError(f"{name}[{split}] holds no images. Received: split={split!r}")
     expected = tuple(model.inputs[0].shape[1:])
     shape = preprocessing.output_shape(source.image_shape)
     if shape != expected:

@@ -40,7 +40,7 @@ def _arrays(source, preprocessing, limit=None):
     return preprocessing.apply_numpy(images).astype(np.int32), labels.astype(np.int32)
 
 
-def fit(config, run_dir, verbose="auto"):
+def fit(config, run_dir, verbose="auto", lock=None):
     """Train with the JAX backend over every device of every process.
 
     Process 0 writes the run dir; each process keeps its own BackupAndRestore
@@ -57,7 +57,7 @@ def fit(config, run_dir, verbose="auto"):
         raise ValueError("perturb_rate (background models) is implemented in the tf.data pipeline: "
                          "train it with the TensorFlow backend")
     train, validation, image_shape, num_classes, status, initial_weights = prepare(
-        config, run_dir, jax.device_count(), write=main)
+        config, run_dir, jax.device_count(), write=main, lock=lock)
     if main and status is None:
         return None
     keras.config.set_dtype_policy("mixed_bfloat16" if config.mixed_precision == "on" or (

@@ -35,7 +35,7 @@ def _set_precision(config):
     keras.config.set_dtype_policy("mixed_float16" if on else "float32")
 
 
-def fit(config, run_dir, verbose="auto"):
+def fit(config, run_dir, verbose="auto", lock=None):
     """Train (or resume) a run with `model.fit` under a `tf.distribute` strategy.
 
     Returns:
@@ -50,7 +50,7 @@ def fit(config, run_dir, verbose="auto"):
     strategy = make_strategy(config.strategy, config.devices)
     resolve_jit(config.jit_compile, strategy.num_replicas_in_sync)  # refuse before the run dir is written
     train, validation, image_shape, num_classes, status, initial_weights = prepare(
-        config, run_dir, strategy.num_replicas_in_sync)
+        config, run_dir, strategy.num_replicas_in_sync, lock=lock)
     if status is None:
         return None
     steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
