@@ -18,7 +18,6 @@ import sys
 import time
 import zlib
 
-import click
 import keras
 import numpy as np
 import pytest
