@@ -11,10 +11,9 @@ from keras_pixelcnn.data import sources as data_lib
 from keras_pixelcnn.data.images import write_json
 from keras_pixelcnn.likelihood import loss_and_metric
 from keras_pixelcnn.models import build_model
-from keras_pixelcnn.models.inference import check_finite
 from keras_pixelcnn.training.callbacks import (AtomicModelCheckpoint, BitsPerDimFromLoss, SampleGrid, StopOnNaN,
                                                TrainingDiverged)
-from keras_pixelcnn.training.run_dir import check_run_dir, prepare_run_dir, versions
+from keras_pixelcnn.training.run_dir import check_run_dir, load_model_file, prepare_run_dir, versions
 
 
 def split_sources(config):
@@ -111,7 +110,7 @@ def load_initial_weights(config, image_shape, num_classes):
     if not os.path.isfile(path):
         raise FileNotFoundError("Expected init_from to be a .keras file or a run dir with best.keras. "
                                 f"Received: init_from={source!r}")
-    initial = check_finite(keras.saving.load_model(path, compile=False), path)
+    initial = load_model_file(path)  # unreadable or non-finite -> ValueError naming the file
     model = build(config, image_shape, num_classes)
     shapes = [tuple(w.shape) for w in model.weights]
     received = [tuple(w.shape) for w in initial.weights]
