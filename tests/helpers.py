@@ -16,3 +16,27 @@ def tiny_model(architecture, channels, num_classes=None, size=4, seed=0):
     shape = size if isinstance(size, tuple) else (size, size)
     return kp.build_model(architecture, shape + (channels,), num_classes=num_classes, filters=8 * channels,
                           num_layers=_TINY_LAYERS.get(architecture, 2))
+
+
+def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0, seed=0):
+    """A tiny model whose conditionals are far from uniform (entropy ~1-3 nats), for tests that must
+    tell distributions apart: near-uniform logits hide wrong noise, wrong channels and ignored labels.
+
+    The categorical heads get random biases (a different distribution per channel), the mixture's
+    head is scaled; `label_scale` multiplies the class embeddings (Keras initialises them in
+    +-0.05, too small for a label to move a draw).
+    """
+    import numpy as np
+
+    model = tiny_model(architecture, channels, num_classes=num_classes, size=size, seed=seed)
+    head = model.layers[-2]  # the layer whose outputs are the distribution's parameters
+    kernel, bias = head.get_weights()
+    rng = np.random.default_rng(7)
+    if architecture == "pixelcnn_pp":
+        head.set_weights([kernel * 16, bias * 16])
+    else:
+        head.set_weights([kernel * 4, bias + rng.normal(0, 5, bias.shape).astype(bias.dtype)])
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            layer.set_weights([w * label_scale for w in layer.get_weights()])
+    return model

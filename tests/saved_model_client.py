@@ -1,13 +1,15 @@
 """Call an exported SavedModel's signatures in a fresh process, as a server would: no keras_pixelcnn import.
 
-Usage: python saved_model_client.py MODEL_DIR REQUESTS.npz RESULTS.npz {tf2|session}
+Usage: python saved_model_client.py MODEL_DIR[:MODEL_DIR...] REQUESTS.npz RESULTS.npz {tf2|session}
 
-REQUESTS.npz holds arrays named `REQUEST:SIGNATURE/INPUT`, one call per REQUEST;
+REQUESTS.npz holds arrays named `REQUEST:SIGNATURE/INPUT` (or `REQUEST:SIGNATURE@N/INPUT` for the
+N-th model directory, counted from 0; one process serves several models), one call per REQUEST;
 RESULTS.npz gets `REQUEST/OUTPUT`, or `REQUEST/error` (the error's message) when the call fails.
 "tf2" uses `tf.saved_model.load`; "session" the TF1 loader that TF Serving and
 `saved_model_cli run` use.
 """
 
+import os
 import sys
 from collections import defaultdict
 
@@ -16,11 +18,14 @@ import tensorflow as tf
 
 
 def _requests(path):
-    grouped = defaultdict(dict)
+    """{model index: {(request, signature): {input: array}}}."""
+    grouped = defaultdict(lambda: defaultdict(dict))
     with np.load(path) as data:
         for key in data.files:
-            request, name = key.split("/")
-            grouped[tuple(request.split(":"))][name] = data[key]
+            call, name = key.split("/")
+            request, signature = call.split(":")
+            signature, _, index = signature.partition("@")
+            grouped[int(index or 0)][request, signature][name] = data[key]
     return grouped
 
 
@@ -55,9 +60,11 @@ def call_session(model_dir, requests):
 
 def main(model_dir, requests_path, results_path, mode):
     call = {"tf2": call_tf2, "session": call_session}[mode]
+    model_dirs = model_dir.split(os.pathsep)
     results = {}
-    for request, outputs in call(model_dir, _requests(requests_path)):
-        results.update({f"{request}/{name}": value for name, value in outputs.items()})
+    for index, requests in _requests(requests_path).items():
+        for request, outputs in call(model_dirs[index], requests):
+            results.update({f"{request}/{name}": value for name, value in outputs.items()})
     np.savez(results_path, **results)
 
 

@@ -8,7 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import tiny_model
+from helpers import peaked_model, tiny_model
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.export import SAVEDMODEL_SIGNATURES, TFLITE_SIGNATURES, export_savedmodel, export_tflite
@@ -200,22 +200,40 @@ def test_tflite_refuses_a_graph_that_needs_select_tf_ops(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def _one_per_seed(model, seeds, labels, **options):
+    return np.concatenate([kp.sample(model, 1, seed=int(s), labels=int(l), **options) for s, l in zip(seeds, labels)])
+
+
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_every_architecture_exports_the_keras_images_in_both_loaders(architecture, tmp_path):
-    """Colour, class-conditional, 4x4: the default export in the TF2 and TF1-session loaders, --jit-compile in TF2.
-
-    (The session loader of a --jit-compile export is left out for time: it runs the same XLA graph.)
-    """
-    model = tiny_model(architecture, 3, num_classes=CLASSES, size=4)
+    """Colour and grey, class-conditional, 4x4, peaked weights: the default and the --jit-compile export,
+    each in the TF2 and the TF1-session loader, draw the Keras images (at T = 1 and 0.5) and score the
+    Keras log-probabilities. The labels and the temperature are checked to move the Keras draws, so an
+    export that dropped either would fail."""
     seeds, labels = np.array([9, 2], np.int64), np.array([2, 0], np.int64)
-    images = np.random.default_rng(5).integers(0, 256, (2, 4, 4, 3)).astype(np.int32)
-    requests = {"draw:serving_default": {"seed": seeds, "label": labels},
-                "score:log_prob": {"images": images, "label": labels}}
-    want = np.concatenate([kp.sample(model, 1, seed=int(s), labels=int(l)) for s, l in zip(seeds, labels)])
-    want_log_prob = kp.log_prob(model, images, labels)
-    for jit_compile in (False, True):
-        path = export_savedmodel(model, str(tmp_path), "jit" if jit_compile else "default", 1, jit_compile=jit_compile)
-        for mode in ("tf2",) if jit_compile else ("tf2", "session"):
-            got = _call_fresh_process(path, requests, mode, tmp_path)
-            np.testing.assert_array_equal(got["draw/images"], want, err_msg=f"jit={jit_compile} {mode}")
-            np.testing.assert_allclose(got["score/log_prob"], want_log_prob, rtol=1e-4)
+    half = np.array([0.5, 0.5], np.float32)
+    requests, want, exports = {}, {}, []
+    for channels in (3, 1):
+        model = peaked_model(architecture, channels, label_scale=40)
+        images = np.random.default_rng(5).integers(0, 256, (2, 4, 4, channels)).astype(np.int32)
+        draws, cold = _one_per_seed(model, seeds, labels), _one_per_seed(model, seeds, labels, temperature=0.5)
+        assert (draws != _one_per_seed(model, seeds, labels[::-1])).any() and (draws != cold).any()
+        log_prob = kp.log_prob(model, images, labels)
+        assert np.abs(log_prob - kp.log_prob(model, images, labels[::-1])).min() > 0.01  # 10x the tolerance
+        for jit_compile in (False, True):
+            n = len(exports)
+            exports.append(export_savedmodel(model, str(tmp_path), f"c{channels}_jit{int(jit_compile)}", 1,
+                                             jit_compile=jit_compile))
+            requests.update({f"draw{n}:serving_default@{n}": {"seed": seeds, "label": labels},
+                             f"cold{n}:sample_with_temperature@{n}": {"seed": seeds, "label": labels,
+                                                                        "temperature": half},
+                             f"score{n}:log_prob@{n}": {"images": images, "label": labels}})
+            want.update({f"draw{n}/images": draws, f"cold{n}/images": cold, f"score{n}/log_prob": log_prob})
+    for mode in ("tf2", "session"):
+        got = _call_fresh_process(os.pathsep.join(exports), requests, mode, tmp_path)
+        for key, expected in want.items():
+            assert key in got, (mode, key, got.get(key.split("/")[0] + "/error"))
+            if key.endswith("images"):
+                np.testing.assert_array_equal(got[key], expected, err_msg=f"{mode} {key}")
+            else:
+                np.testing.assert_allclose(got[key], expected, rtol=0, atol=1e-3, err_msg=f"{mode} {key}")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_pixelcnn as kp
-from helpers import tiny_model
+from helpers import peaked_model, tiny_model
 from keras_pixelcnn.causality import dependency_matrix
 
 CASES = [
@@ -67,24 +67,31 @@ def test_first_subpixel_distribution_ignores_the_image(architecture):
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
-def test_label_changes_the_distribution(architecture):
-    model = tiny_model(architecture, 1, num_classes=3)
-    images = np.repeat(np.random.default_rng(3).integers(0, 256, (1, 4, 4, 1)), 3, axis=0)
-    log_p = kp.log_prob(model, images, labels=np.arange(3))
-    assert np.ptp(log_p) > 1e-4
+def test_label_changes_every_subpixels_distribution(architecture):
+    """The label reaches every sub-pixel, the first one (which sees no pixel) included."""
+    model = tiny_model(architecture, 3, num_classes=3)
+    images = np.repeat(np.random.default_rng(3).integers(0, 256, (1, 4, 4, 3)), 3, axis=0)
+    log_p = kp.log_prob(model, images, labels=np.arange(3), reduce=False)
+    assert np.abs(log_p[1:] - log_p[:1]).min() > 1e-7, np.abs(log_p[1:] - log_p[:1]).min()
 
 
 @pytest.mark.parametrize("architecture, channels, num_classes", CASES)
-def test_probabilities_of_one_subpixel_sum_to_one(architecture, channels, num_classes):
-    model = tiny_model(architecture, channels, num_classes)
+def test_every_subpixels_probabilities_sum_to_one(architecture, channels, num_classes):
+    """With peaked weights, the 256 values' probabilities sum to one at every position of a grey 4x4 image and
+    for every channel of a corner, an inner and the last pixel of a colour one."""
+    model = peaked_model(architecture, channels, num_classes=num_classes)
     base = np.random.default_rng(4).integers(0, 256, (4, 4, channels))
-    labels = None if num_classes is None else np.full((256,), 2)
-    for row, col, channel in [(0, 0, 0), (2, 1, channels - 1), (3, 3, 0)]:
-        images = np.repeat(base[None], 256, axis=0)
-        images[:, row, col, channel] = np.arange(256)
-        log_p = kp.log_prob(model, images, labels, reduce=False)[:, row, col, channel]
-        total = np.logaddexp.reduce(log_p)
-        assert abs(total) < 1e-4, (row, col, channel, total)
+    positions = list(np.ndindex(base.shape)) if channels == 1 else [
+        (row, col, channel) for row, col in [(0, 0), (1, 2), (3, 3)] for channel in range(3)]
+    images = np.repeat(base[None], 256 * len(positions), axis=0).reshape((len(positions), 256) + base.shape)
+    for index, (row, col, channel) in enumerate(positions):
+        images[index, :, row, col, channel] = np.arange(256)
+    labels = None if num_classes is None else np.full(images.shape[0] * 256, 2)
+    log_p = kp.log_prob(model, images.reshape((-1,) + base.shape), labels, reduce=False)
+    log_p = log_p.reshape(images.shape)
+    totals = [np.logaddexp.reduce(log_p[index, :, row, col, channel].astype(np.float64))
+              for index, (row, col, channel) in enumerate(positions)]
+    assert np.abs(totals).max() < 1e-4, dict(zip(positions, totals))
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)

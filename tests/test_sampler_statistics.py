@@ -18,7 +18,7 @@ these tests kill are listed in docs/MUTATIONS.md.
 
 import numpy as np
 import pytest
-from helpers import tiny_model
+from helpers import peaked_model
 from scipy import stats
 
 import keras_pixelcnn as kp
@@ -30,16 +30,7 @@ LABEL = 1
 
 
 def _peaked(architecture, channels):
-    """A tiny class-conditional model whose conditionals are far from uniform."""
-    model = tiny_model(architecture, channels, num_classes=3, size=SIZE)
-    head = model.layers[-2]  # the layer whose outputs are the distribution's parameters
-    kernel, bias = head.get_weights()
-    rng = np.random.default_rng(7)
-    if architecture == "pixelcnn_pp":
-        head.set_weights([kernel * 16, bias * 16])
-    else:
-        head.set_weights([kernel * 4, bias + rng.normal(0, 5, bias.shape).astype(bias.dtype)])
-    return model
+    return peaked_model(architecture, channels, num_classes=3, size=SIZE)
 
 
 def _target_distribution(model, context, target, temperature):

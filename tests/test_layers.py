@@ -1,0 +1,47 @@
+"""The element-wise layers against numpy written from their definitions, not from their code."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_pixelcnn as kp
+
+RNG = np.random.default_rng(11)
+X = RNG.normal(0, 2, (2, 3, 4, 6)).astype(np.float32)
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _elu(x):
+    return np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+
+
+@pytest.mark.parametrize("activation", ["tanh", "linear"])
+def test_gated_activation_pairs_even_and_odd_features(activation):
+    got = keras.ops.convert_to_numpy(kp.GatedActivation(activation)(X))
+    want = np.empty(X.shape[:-1] + (3,), np.float32)
+    for k in range(3):  # feature k gates a = 2k with b = 2k + 1
+        a, b = X[..., 2 * k], X[..., 2 * k + 1]
+        want[..., k] = (np.tanh(a) if activation == "tanh" else a) * _sigmoid(b)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+
+
+def test_concat_elu_interleaves_elu_of_x_and_of_minus_x():
+    got = keras.ops.convert_to_numpy(kp.ConcatELU()(X))
+    assert got.shape == X.shape[:-1] + (12,)
+    for k in range(6):
+        np.testing.assert_allclose(got[..., 2 * k], _elu(X[..., k]), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got[..., 2 * k + 1], _elu(-X[..., k]), rtol=1e-6, atol=1e-7)
+
+
+def test_shifts_move_by_one_pixel_and_fill_zeros():
+    down = keras.ops.convert_to_numpy(kp.ShiftDown()(X))
+    right = keras.ops.convert_to_numpy(kp.ShiftRight()(X))
+    for row in range(X.shape[1]):
+        for col in range(X.shape[2]):
+            want_down = X[:, row - 1, col] if row > 0 else 0
+            want_right = X[:, row, col - 1] if col > 0 else 0
+            np.testing.assert_array_equal(down[:, row, col], np.broadcast_to(want_down, X[:, 0, 0].shape))
+            np.testing.assert_array_equal(right[:, row, col], np.broadcast_to(want_right, X[:, 0, 0].shape))
