@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -152,34 +153,73 @@ def _read_npy(path, image_shape):
 
 def _read_picture(path, image_shape):
     """One `(H, W, C)` uint8 image from a picture file; its size is checked from the header first."""
+    height, width, channels = image_shape
+    expected = f"{height}x{width}x{channels} images"
+    with open_picture(path, expected) as picture:
+        if picture.size != (width, height):
+            raise ValueError(f"Expected {expected}. Received: {picture.size[1]}x{picture.size[0]} "
+                             f"(height x width) in {path}")
+        return picture_array(picture, path, channels)
+
+
+def open_picture(path, expected="an image"):
+    """The picture file `path`, opened by Pillow (its header read, not its pixels).
+
+    Args:
+        path: a PNG, JPEG, ... file.
+        expected: what the caller takes, for the messages (`"8x8x1 images"`).
+
+    Raises:
+        ValueError: naming the file, for one that is not a picture, cannot be read, or whose header
+            claims more pixels than Pillow's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`).
+    """
     from PIL import Image
 
-    height, width, channels = image_shape
     try:
-        with Image.open(path) as picture:  # reads the header, not the pixels
-            if picture.size != (width, height):
-                raise _Refused(f"Expected {height}x{width}x{channels} images. Received: "
-                               f"{picture.size[1]}x{picture.size[0]} (height x width) in {path}")
-            rawmode = _rawmode(picture)
-            if picture.mode.startswith("I;16") or rawmode.startswith("I;16"):  # 16-bit greyscale
-                grey = np.round(np.asarray(picture, np.float64) * 255 / 65535).astype(np.uint8)
-                return np.repeat(grey[..., None], channels, axis=-1)
-            if ";16" in rawmode:
-                raise _Refused(f"16-bit colour images are not supported (Pillow would drop their low bytes); "
-                               f"save {path} with 8 bits per channel")
-            if picture.mode in ("I", "F"):
-                raise _Refused(f"Expected an 8-bit image. Received: {path}, a {picture.mode!r}-mode "
-                               "(32-bit) image")
-            image = np.asarray(picture.convert("L" if channels == 1 else "RGB"))
-    except _Refused as error:
-        raise ValueError(str(error)) from None
-    except Exception as error:  # not an image, truncated, a decompression bomb, unreadable
-        raise ValueError(f"Cannot read image {path}: {type(error).__name__}: {error}") from None
+        with warnings.catch_warnings():
+            # Pillow checks the header's size against its decompression-bomb limit as it opens a file:
+            # over the limit it warns (printing to stderr), over twice the limit it raises.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"Expected {expected}. Received: {path}, whose header claims more than "
+                         f"{Image.MAX_IMAGE_PIXELS} pixels (Pillow's decompression-bomb limit)") from None
+    except Exception as error:  # not an image, truncated, unreadable
+        raise _unreadable(path, error) from None
+
+
+def picture_array(picture, path, channels):
+    """The `(H, W, channels)` uint8 pixels of an open picture (grey for 1 channel, RGB for 3).
+
+    A 16-bit greyscale picture is scaled to 8 bits, `round(v * 255 / 65535)`.
+
+    Raises:
+        ValueError: naming the file, for 16-bit colour or 32-bit pictures and unreadable pixels.
+    """
+    rawmode = _rawmode(picture)
+    if picture.mode.startswith("I;16") or rawmode.startswith("I;16"):  # 16-bit greyscale
+        grey = _decoded(lambda: np.asarray(picture, np.float64), path)
+        grey = np.round(grey * 255 / 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], channels, axis=-1)
+    if ";16" in rawmode:
+        raise ValueError(f"16-bit colour images are not supported (Pillow would drop their low bytes); "
+                         f"save {path} with 8 bits per channel")
+    if picture.mode in ("I", "F"):
+        raise ValueError(f"Expected an 8-bit image. Received: {path}, a {picture.mode!r}-mode (32-bit) image")
+    image = _decoded(lambda: np.asarray(picture.convert("L" if channels == 1 else "RGB")), path)
     return image.reshape(image.shape[:2] + (channels,))
 
 
-class _Refused(Exception):
-    """A readable image this package will not take (its message is the user's)."""
+def _decoded(decode, path):
+    """`decode()`, its errors (truncated pixels, a broken stream) a ValueError naming `path`."""
+    try:
+        return decode()
+    except Exception as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path, error):
+    return ValueError(f"Cannot read image {path}: {type(error).__name__}: {error}")
 
 
 def _rawmode(picture):
