@@ -87,7 +87,8 @@ def call(signatures, name, request):
 def answers_or_refuses(signatures, name, request, expected):
     """Call `name`: a refusal naming one of the request's faults, or `expected(request)` when it has none."""
     messages = faults(request)
-    hypothesis.event("refused" if messages else f"answered {len(next(iter(request.values())))} images")
+    if hypothesis.currently_in_test_context():  # --hypothesis-show-statistics: how many were valid
+        hypothesis.event("refused" if messages else f"answered {len(next(iter(request.values())))} images")
     if messages:
         with pytest.raises(tf.errors.InvalidArgumentError) as refused:
             call(signatures, name, request)
@@ -147,6 +148,30 @@ def test_complete(served, request):
     if result is not None:
         known = request["known_mask"]
         np.testing.assert_array_equal(result["images"][known], request["images"][known])
+
+
+def _one(seed=1, label=0, temperature=1.0):
+    return {"seed": np.array([seed], np.int64), "temperature": np.array([temperature], np.float32),
+            "label": np.array([label], np.int64)}
+
+
+# The edges of each range, which a few random examples may miss.
+EDGES = {"nan": _one(temperature=np.nan), "inf": _one(temperature=np.inf), "-inf": _one(temperature=-np.inf),
+         "zero": _one(temperature=0.0), "minus-zero": _one(temperature=-0.0), "negative": _one(temperature=-1.0),
+         "subnormal": _one(temperature=1e-40), "below-minimum": _one(temperature=9e-31),
+         "minimum": _one(temperature=1e-30), "float32-max": _one(temperature=3.4e38),
+         "seed-2**32-1": _one(seed=2**32 - 1), "seed-2**32": _one(seed=2**32), "seed--1": _one(seed=-1),
+         "seed-int64-min": _one(seed=-2**63), "label-2": _one(label=CLASSES - 1), "label-3": _one(label=CLASSES),
+         "label--1": _one(label=-1), "label-int64-max": _one(label=2**63 - 1)}
+
+
+@pytest.mark.parametrize("case", sorted(EDGES))
+def test_the_edges_of_each_range(served, case):
+    model, signatures = served
+    request = EDGES[case]
+    answers_or_refuses(signatures, "sample_with_temperature", request, lambda request: {"images": kp.sample(
+        model, 1, seed=int(request["seed"][0]), labels=int(request["label"][0]),
+        temperature=float(request["temperature"][0]))})
 
 
 @pytest.mark.parametrize("name", ["serving_default", "sample"])
