@@ -5,7 +5,7 @@ import os
 import click
 
 from keras_pixelcnn.cli.errors import user_errors
-from keras_pixelcnn.cli.model_source import model_options, resolve_model
+from keras_pixelcnn.cli.model_source import model_files, model_options, resolve_model
 from keras_pixelcnn.cli.status import Status
 
 
@@ -23,7 +23,7 @@ from keras_pixelcnn.cli.status import Status
               help="XLA-compile the SavedModel's sampler (TF Serving on CPU then needs --xla_cpu_compilation_enabled).")
 def export(run_dir, which, pretrained, fmt, out, name, version, batch_size, max_batch, jit_compile):
     """Export RUN_DIR's model for serving: signatures sample, log_prob (and complete, savedmodel)."""
-    from keras_pixelcnn.data.images import check_writable
+    from keras_pixelcnn.data.images import check_outputs, check_writable
     from keras_pixelcnn.export import export_savedmodel, export_tflite
     from keras_pixelcnn.export.signatures import DEFAULT_MAX_BATCH, check_max_batch
 
@@ -31,7 +31,10 @@ def export(run_dir, which, pretrained, fmt, out, name, version, batch_size, max_
         if max_batch is not None and fmt == "tflite":
             raise ValueError("--max-batch is for --format savedmodel: a TFLite file takes --batch-size images")
         max_batch = check_max_batch(DEFAULT_MAX_BATCH if max_batch is None else max_batch)
-        check_writable(out, directory=fmt == "savedmodel")
+        if fmt == "savedmodel":
+            check_writable(out, directory=True)
+        else:
+            check_outputs({"--out": out}, inputs=model_files(run_dir))
         model = resolve_model(run_dir, which, pretrained)
         if fmt == "savedmodel":
             name = name or pretrained or os.path.basename(os.path.normpath(run_dir))

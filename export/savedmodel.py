@@ -54,8 +54,9 @@ def export_savedmodel(model, base, name, version=1, jit_compile=False, max_batch
         ValueError: for a bad name, version or max_batch, a version that already exists,
             or `base/name` in use by another export (`... is in use by process N`).
     """
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ValueError(f"Expected a positive integer version. Received: version={version!r}")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < 2**63:
+        raise ValueError(f"Expected a positive integer version below 2**63 (TF Serving reads int64 versions). "
+                         f"Received: version={version!r}")
     if not name or os.sep in name or name in (".", ".."):
         raise ValueError(f"Expected a model name without '{os.sep}'. Received: name={name!r}")
     parent = os.path.join(base, name)

@@ -23,7 +23,8 @@ def atomic_path(path):
     The file gets the mode a plain `open(path, "w")` would give (0666 less the umask:
     0644 by default), not `mkstemp`'s private 0600.
     """
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.abspath(path)  # `a/missing/../b.png` is `a/b.png`, as `check_writable` reads it
+    directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     suffix = os.path.splitext(path)[1]
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
@@ -41,6 +42,9 @@ def atomic_path(path):
 def check_writable(path, directory=False, option="--out"):
     """Check, writing nothing, that `path` (a file, or a directory if `directory`) can be written.
 
+    An existing file may be replaced: files are written beside it and renamed onto it
+    (`atomic_path`), so it is its directory that must be writable.
+
     Raises:
         ValueError: a file where a directory is expected or the other way round, a parent
             that is a file, or one that is not writable (naming `option` and the path).
@@ -49,13 +53,33 @@ def check_writable(path, directory=False, option="--out"):
         kind = "directory" if directory else "file"
         raise ValueError(f"Expected {option} to be a {kind}. Received: {path}, which is "
                          + ("a file" if directory else "a directory"))
-    existing = os.path.abspath(path)
+    existing = os.path.abspath(path) if directory else os.path.dirname(os.path.abspath(path))
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise ValueError(f"Cannot write {option} {path}: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"Cannot write {option} {path}: {existing} is not writable")
+
+
+def check_outputs(outputs, inputs=()):
+    """Check, writing nothing, that each output path can be written and is neither another output nor an input.
+
+    Args:
+        outputs: `{option: path or None}` of files to write, e.g. `{"--out": "a.png", "--npy": None}`.
+        inputs: paths the command reads.
+
+    Raises:
+        ValueError: as `check_writable`, or two options naming one file (one would overwrite the other).
+    """
+    seen = {os.path.realpath(path): "an input" for path in inputs}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        check_writable(path, option=option)
+        other = seen.setdefault(os.path.realpath(path), option)
+        if other != option:
+            raise ValueError(f"Expected {option} to be a file of its own. Received: {path}, which is also {other}")
 
 
 def write_json(path, value):
@@ -116,6 +140,8 @@ def read_images(paths, image_shape):
             raise ValueError(f"Expected an image file. Received: {path}, a directory")
         if path.endswith(".npy"):
             batch = [(f"{path}[{index}]", image) for index, image in enumerate(_read_npy(path, image_shape))]
+            if not batch:
+                raise ValueError(f"Expected at least one image in {path}. Received: an empty batch")
         else:
             batch = [(path, _read_picture(path, image_shape))]
         for name, image in batch:
