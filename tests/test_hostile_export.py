@@ -232,3 +232,22 @@ def test_max_batch_is_checked_when_exporting(tmp_path):
         with pytest.raises(ValueError, match=r"--max-batch to be an integer in \[1, 65536\]"):
             export_savedmodel(model, str(tmp_path), "m", 1, max_batch=bad)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tflite_refuses_labels_out_of_range_instead_of_wrapping(tmp_path):
+    """TFLite has no assertion op: a label outside [0, K) is sent out of the embedding's bounds, so the
+    interpreter refuses it; -1 used to wrap to class K - 1 and 2**32 to class 0."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_pixelcnn.export import export_tflite
+
+    model = tiny_model("pixelcnn", 1, num_classes=CLASSES, size=SIZE)
+    export_tflite(model, str(tmp_path / "m.tflite"), batch_size=1)
+    runner = Interpreter(model_path=str(tmp_path / "m.tflite")).get_signature_runner("log_prob")
+    image = np.random.default_rng(0).integers(0, 256, (1,) + SHAPE).astype(np.uint8)
+    for label in range(CLASSES):
+        np.testing.assert_allclose(runner(images=image, label=np.array([label], np.int64))["log_prob"],
+                                   kp.log_prob(model, image, [label]), rtol=1e-5)
+    for label in (-1, -CLASSES, CLASSES, 2**32, 2**63 - 1):
+        with pytest.raises(RuntimeError, match="out of bounds"):
+            runner(images=image, label=np.array([label], np.int64))
