@@ -614,3 +614,13 @@ def test_a_second_export_into_the_same_model_is_refused(work, tmp_path):
                                              str(serving), "--version", "3", "--max-batch", "2"])
     assert status == 0, stderr[-2000:]
     assert sorted(os.listdir(serving / "run")) == [".lock", "3"] and "at most 2 images per request" in stdout
+
+
+def test_scoring_no_images_gives_empty_results(conditional_model):
+    """As an exported log_prob does for a batch of 0 (it was `cannot reshape array of size 0`)."""
+    none = np.zeros((0, 4, 4, 1), np.uint8)
+    assert kp.log_prob(conditional_model, none, []).shape == (0,)
+    assert kp.log_prob(conditional_model, none, [], reduce=False).shape == (0, 4, 4, 1)
+    assert kp.bits_per_dim(conditional_model, none, []).shape == (0,)
+    assert {key: value.shape for key, value in kp.score(conditional_model, none).items()} == {
+        "bits_per_dim": (0,), "png_bits_per_dim": (0,), "complexity": (0,)}
