@@ -199,6 +199,10 @@ class ServingGraphs:
             tf.debugging.assert_less(label, tf.constant(self.num_classes, tf.int64),
                                      message=f"Expected label < {self.num_classes} (the model's classes)"),
         ])
+        if not self.checks:
+            # No assertion op (TFLite): a label outside [0, K) becomes K, which the label embedding's
+            # gather refuses ("index out of bounds"), instead of wrapping around (-1 -> K - 1, 2**32 -> 0).
+            label = tf.where((label >= 0) & (label < self.num_classes), label, self.num_classes)
         return tf.cast(label, tf.int32)
 
     def _check_temperature(self, temperature):
