@@ -82,7 +82,7 @@ MUTANTS = [
      '            warnings.simplefilter("error", Image.DecompressionBombWarning)', "            pass",
      ["tests/test_hostile.py", "-k", "bomb"]),
     ("hostile_output_may_be_an_input", "keras_pixelcnn/data/images.py",
-     "        if other != option:", "        if False:", ["tests/test_hostile.py", "-k", "is_out or is_an_input or is_the"]),
+     "        if other != option:", "        if False:", ["tests/test_hostile.py", "-k", "mistake"]),
 ]
 
 
@@ -101,6 +101,8 @@ def run(name, path, original, mutated, args):
     finally:
         with open(path, "w") as handle:
             handle.write(source)
+    if result.returncode == 5:  # pytest ran no test: the -k expression is stale
+        return "NO TESTS (the pytest arguments select nothing: update the table)"
     return "killed" if result.returncode != 0 else "SURVIVED"
 
 
