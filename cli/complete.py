@@ -3,7 +3,7 @@
 import click
 
 from keras_pixelcnn.cli.errors import user_errors
-from keras_pixelcnn.cli.model_source import check_num, model_options, resolve_model
+from keras_pixelcnn.cli.model_source import check_num, model_files, model_options, resolve_model
 from keras_pixelcnn.cli.status import Status
 
 
@@ -27,18 +27,16 @@ def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, tempe
     """Fill the black part of --mask in --image, NUM times, in raster order."""
     import numpy as np
 
-    from keras_pixelcnn.data.images import check_writable, atomic_path, make_grid, read_images, save_png
+    from keras_pixelcnn.data.images import atomic_path, check_outputs, make_grid, read_images, save_png
     from keras_pixelcnn.sampling import complete as fill
 
     with user_errors():
         check_num(num)
-        for path, option in ((out, "--out"), (npy, "--npy")):
-            if path:
-                check_writable(path, option=option)
+        check_outputs({"--out": out, "--npy": npy}, inputs=(image_path, mask_path) + model_files(run_dir))
         model = resolve_model(run_dir, which, pretrained)
         shape = tuple(model.inputs[0].shape[1:])
-        (image,), _ = read_images([image_path], shape)
-        (mask,), _ = read_images([mask_path], shape[:2] + (1,))
+        image = _one_image(read_images([image_path], shape)[0], "--image", image_path)
+        mask = _one_image(read_images([mask_path], shape[:2] + (1,))[0], "--mask", mask_path)
         known = mask[..., 0] > 127
         images = np.repeat(image[None], num, axis=0)
         with Status(f"Compiling the sampler (first use) and completing {num} images"):
@@ -50,3 +48,10 @@ def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, tempe
             with atomic_path(npy) as temporary:
                 np.save(temporary, completions)
     click.echo(f"Wrote {num} completions of {image_path} ({int((~known).sum())} unknown pixels) to {out}")
+
+
+def _one_image(images, option, path):
+    """The image of a file that must hold exactly one (a `.npy` may hold a batch)."""
+    if len(images) != 1:
+        raise ValueError(f"Expected one image in {option} {path}. Received: {len(images)}")
+    return images[0]

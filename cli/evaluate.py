@@ -4,6 +4,8 @@ import click
 
 from keras_pixelcnn.cli.errors import user_errors
 
+MAX_BATCH_SIZE = 65536  # as TrainConfig's batch_size
+
 
 @click.command()
 @click.argument("model", metavar="[RUN_DIR | FILE.keras]", type=click.Path(), required=False)
@@ -30,8 +32,8 @@ def evaluate(model, pretrained, dataset, data_dir, split, limit, batch_size):
         if limit is not None and limit < 1:
             raise ValueError(f"Expected --limit to be an integer >= 1 (leave it out for the whole split). "
                              f"Received: {limit}")
-        if batch_size < 1:
-            raise ValueError(f"Expected --batch-size to be an integer >= 1. Received: {batch_size}")
+        if not 1 <= batch_size <= MAX_BATCH_SIZE:
+            raise ValueError(f"Expected --batch-size to be an integer in [1, {MAX_BATCH_SIZE}]. Received: {batch_size}")
         result = score_split(model, dataset, split, limit, batch_size, data_dir, pretrained=pretrained)
     click.echo(f"{result['dataset']}[{result['split']}]: {result['bits_per_dim']:.4f} bits/dim "
                f"over {result['num_images']} images")

@@ -1,5 +1,7 @@
 """The model a command works on: a run directory's checkpoint, or a model shipped with the package."""
 
+import os
+
 import click
 
 
@@ -11,6 +13,12 @@ def model_options(command):
                            help="Checkpoint of the run.")(command)
     # No file_okay=False: with --pretrained, `kpixel score` takes its first image in this slot.
     return click.argument("run_dir", type=click.Path(), required=False)(command)
+
+
+def model_files(run_dir):
+    """The files of RUN_DIR that a command may read (none to write over)."""
+    names = ("best.keras", "last.keras", "config.json", "run.json")
+    return tuple(os.path.join(run_dir, name) for name in names) if run_dir else ()
 
 
 def resolve_model(run_dir, which, pretrained=None):

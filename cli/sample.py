@@ -5,7 +5,7 @@ import contextlib
 import click
 
 from keras_pixelcnn.cli.errors import user_errors
-from keras_pixelcnn.cli.model_source import check_num, model_options, resolve_model
+from keras_pixelcnn.cli.model_source import check_num, model_files, model_options, resolve_model
 from keras_pixelcnn.cli.status import Status
 
 
@@ -24,15 +24,13 @@ def sample(run_dir, which, pretrained, num, seed, temperature, label, method, gr
     """Sample images from RUN_DIR's model into a PNG grid."""
     import numpy as np
 
-    from keras_pixelcnn.data.images import check_writable, atomic_path, make_grid, save_png
+    from keras_pixelcnn.data.images import atomic_path, check_outputs, make_grid, save_png
     from keras_pixelcnn.likelihood import model_num_classes
     from keras_pixelcnn.sampling import sample as draw
 
     with user_errors():
         check_num(num)
-        for path, option in ((out, "--out"), (npy, "--npy")):
-            if path:
-                check_writable(path, option=option)
+        check_outputs({"--out": out, "--npy": npy}, inputs=model_files(run_dir))
         model = resolve_model(run_dir, which, pretrained)
         labels = label
         if len(model.inputs) == 2 and label is None:

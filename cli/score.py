@@ -3,7 +3,7 @@
 import click
 
 from keras_pixelcnn.cli.errors import user_errors
-from keras_pixelcnn.cli.model_source import model_options, resolve_model
+from keras_pixelcnn.cli.model_source import model_files, model_options, resolve_model
 
 _COLUMNS = ["bits_per_dim", "png_bits_per_dim", "complexity", "background_bits_per_dim", "likelihood_ratio"]
 
@@ -23,7 +23,7 @@ def score(run_dir, which, pretrained, images, label, background, csv_path, batch
 
     import numpy as np
 
-    from keras_pixelcnn.data.images import check_writable, atomic_path, read_images
+    from keras_pixelcnn.data.images import atomic_path, check_outputs, read_images
     from keras_pixelcnn.scoring import score as compute
 
     if pretrained and run_dir:  # `kpixel score --pretrained NAME a.png ...`: the first image filled RUN_DIR
@@ -31,8 +31,7 @@ def score(run_dir, which, pretrained, images, label, background, csv_path, batch
     if not images:
         raise click.UsageError("Expected at least one image to score. Received: none")
     with user_errors():
-        if csv_path:
-            check_writable(csv_path, option="--csv")
+        check_outputs({"--csv": csv_path}, inputs=images + model_files(run_dir) + model_files(background))
         model = resolve_model(run_dir, which, pretrained)
         pictures, names = read_images(images, tuple(model.inputs[0].shape[1:]))
         labels = None if label is None else np.full(len(pictures), label, np.int32)

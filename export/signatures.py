@@ -15,6 +15,12 @@ from keras_pixelcnn.likelihood import model_num_classes
 from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
 from keras_pixelcnn.sampling import cached_loop
+from keras_pixelcnn.sampling.sampler import MIN_TEMPERATURE
+
+# The most images one request may ask for, unless the exporter is told otherwise: memory grows with
+# the batch (the sampler's caches hold every layer's activations for every image).
+DEFAULT_MAX_BATCH = 64
+MAX_IMAGES_PER_REQUEST = 65536
 
 
 class ServingGraphs:
@@ -31,16 +37,20 @@ class ServingGraphs:
         jit_compile: compile the sampling loop with XLA. Off by default:
             TF Serving runs XLA on CPU only with `--xla_cpu_compilation_enabled`.
         batch_size: a fixed batch size for every input, or None for any.
+        max_batch: with checks, the most images a request may hold; a larger one
+            is refused in the graph (memory grows with the batch). A batch of 0
+            gives empty outputs.
 
     Raises:
         keras_pixelcnn.sampling.incremental.NotCacheable: for a model the cached sampler cannot run.
     """
 
-    def __init__(self, model, checks=True, jit_compile=False, batch_size=None):
+    def __init__(self, model, checks=True, jit_compile=False, batch_size=None, max_batch=DEFAULT_MAX_BATCH):
         # Graphs compute in float32 whatever the training policy (models.inference).
         self.model = model = inference_model(model)
         self.checks = checks
         self.batch_size = batch_size
+        self.max_batch = check_max_batch(max_batch)
         self.shape = tuple(model.inputs[0].shape[1:])  # (H, W, C)
         self.num_classes = model_num_classes(model)
         self.distribution = distribution_of(model)
@@ -84,17 +94,32 @@ class ServingGraphs:
         result = {}
         for name in names:
             arg_names, specs = self._specs(*inputs[name])
-            result[name] = (self._bind(getattr(self, f"_{name}"), arg_names), specs)
+            result[name] = (self._bind(name, arg_names, specs), specs)
         return result
 
-    @staticmethod
-    def _bind(method, arg_names):
-        """A function of positional tensors in `arg_names` order (signature inputs are named by the specs)."""
-        def fn(*tensors):
-            return method(**dict(zip(arg_names, tensors)))
+    def _bind(self, name, arg_names, specs):
+        """A function of positional tensors in `arg_names` order (signature inputs are named by the specs).
 
-        fn.__name__ = method.__name__.lstrip("_")
+        With checks, every input's shape and batch size are checked first, and a batch of 0
+        returns empty outputs without running the model.
+        """
+        method = getattr(self, f"_{name}")
+
+        def fn(*tensors):
+            if not self.checks:
+                return method(**dict(zip(arg_names, tensors)))
+            tensors = self._check_batch(arg_names, tensors, specs)
+            return tf.cond(tf.shape(tensors[0])[0] > 0, lambda: method(**dict(zip(arg_names, tensors))),
+                           lambda: self._empty(name))
+
+        fn.__name__ = name
         return fn
+
+    def _empty(self, name):
+        """The outputs of endpoint `name` for a batch of 0."""
+        if name == "log_prob":
+            return {"log_prob": tf.zeros((0,)), "bits_per_dim": tf.zeros((0,))}
+        return {"images": tf.zeros((0,) + self.shape, tf.uint8)}
 
     # ------------------------------------------------------------- functions
     def _sample(self, seed, label=None):
@@ -107,24 +132,22 @@ class ServingGraphs:
 
     def _complete(self, images, known_mask, seed, label=None):
         images = self._check_images(images)
-        seed = self._assert(seed, lambda: [self._same_batch("known_mask", known_mask, images),
-                                           self._same_batch("seed", seed, images)])
         return self._draw(images, known_mask, seed, label, None)
 
     def _draw(self, known, known_mask, seed, label, temperature):
         seed = self._check_seed(seed)
-        label = self._check_label(label, seed)
+        label = self._check_label(label)
         if temperature is None:
             temperature = tf.constant(1.0)
         else:
-            temperature = self._check_temperature(temperature, seed)[:, None]  # (B,) -> (B, 1)
+            temperature = self._check_temperature(temperature)[:, None]  # (B,) -> (B, 1)
         noise = uniform_noise(seed, tf.zeros_like(seed), self.shape + (NOISE_SIZE,))
         images = self._loop(noise, known, known_mask, label, temperature)
         return {"images": tf.cast(images, tf.uint8)}
 
     def _log_prob(self, images, label=None):
         images = self._check_images(images)
-        label = self._check_label(label, images)
+        label = self._check_label(label)
         params = self.model([images, label] if self.conditional else images, training=False)
         per_subpixel = self.distribution.portable_log_prob(params, images)  # (B, H, W, C)
         log_prob = tf.reduce_sum(tf.reshape(per_subpixel, (tf.shape(images)[0], -1)), axis=1)
@@ -139,10 +162,19 @@ class ServingGraphs:
         with tf.control_dependencies(assertions()):
             return tf.identity(value)
 
-    @staticmethod
-    def _same_batch(name, tensor, reference):
-        return tf.debugging.assert_equal(tf.shape(tensor)[0], tf.shape(reference)[0],
-                                         message=f"Expected one {name} per image")
+    def _check_batch(self, names, tensors, specs):
+        """`tensors`, once each has its spec's shape (rank included), one row per image of the
+        first, and at most `max_batch` rows."""
+        tensors = [tf.ensure_shape(tensor, spec.shape, name=f"check_shape_{name}")
+                   for name, tensor, spec in zip(names, tensors, specs)]
+        batch = tf.shape(tensors[0])[0]
+        assertions = [tf.debugging.assert_less_equal(
+            batch, self.max_batch, message=f"Expected at most {self.max_batch} images per request "
+            f"(the export's --max-batch), received more: split the request")]
+        assertions += [tf.debugging.assert_equal(tf.shape(tensor)[0], batch, message=f"Expected one {name} per image")
+                       for name, tensor in zip(names[1:], tensors[1:])]
+        with tf.control_dependencies(assertions):
+            return [tf.identity(tensor) for tensor in tensors]
 
     def _check_images(self, images):
         """int32 images, checked to lie in [0, 255]."""
@@ -159,19 +191,32 @@ class ServingGraphs:
                                      message="Expected seed < 2**32"),
         ])
 
-    def _check_label(self, label, batch_of):
+    def _check_label(self, label):
         if label is None:
             return None
         label = self._assert(label, lambda: [
-            self._same_batch("label", label, batch_of),
             tf.debugging.assert_greater_equal(label, tf.constant(0, tf.int64), message="Expected label >= 0"),
             tf.debugging.assert_less(label, tf.constant(self.num_classes, tf.int64),
                                      message=f"Expected label < {self.num_classes} (the model's classes)"),
         ])
+        if not self.checks:
+            # No assertion op (TFLite): a label outside [0, K) becomes K, which the label embedding's
+            # gather refuses ("index out of bounds"), instead of wrapping around (-1 -> K - 1, 2**32 -> 0).
+            label = tf.where((label >= 0) & (label < self.num_classes), label, self.num_classes)
         return tf.cast(label, tf.int32)
 
-    def _check_temperature(self, temperature, seed):
-        return self._assert(temperature, lambda: [
-            self._same_batch("temperature", temperature, seed),
-            tf.debugging.assert_positive(temperature, message="Expected temperature > 0"),
-        ])
+    def _check_temperature(self, temperature):
+        # One comparison that NaN fails: inf, NaN, 0, negatives and subnormals are all refused.
+        good = tf.math.is_finite(temperature) & (temperature >= MIN_TEMPERATURE)
+        return self._assert(temperature, lambda: [tf.debugging.Assert(
+            tf.reduce_all(good), [f"Expected temperature to be a finite number >= {MIN_TEMPERATURE:g}. Received:",
+                                  temperature], name="check_temperature")])
+
+
+def check_max_batch(max_batch):
+    """`max_batch` if it is an int in [1, MAX_IMAGES_PER_REQUEST], else ValueError."""
+    if not (isinstance(max_batch, int) and not isinstance(max_batch, bool)
+            and 1 <= max_batch <= MAX_IMAGES_PER_REQUEST):
+        raise ValueError(f"Expected --max-batch to be an integer in [1, {MAX_IMAGES_PER_REQUEST}]. "
+                         f"Received: {max_batch!r}")
+    return max_batch

@@ -12,7 +12,7 @@ import tempfile
 import tensorflow as tf
 
 from keras_pixelcnn.export.savedmodel import write_archive
-from keras_pixelcnn.export.signatures import ServingGraphs
+from keras_pixelcnn.export.signatures import MAX_IMAGES_PER_REQUEST, ServingGraphs
 from keras_pixelcnn.data.images import atomic_path
 
 TFLITE_SIGNATURES = ("sample", "log_prob")
@@ -48,10 +48,11 @@ def export_tflite(model, path, batch_size=1):
 
     Raises:
         TFLiteConversionError: when a graph needs ops that are not TFLite builtins.
-        ValueError: for a bad batch size.
+        ValueError: for a batch size outside [1, 65536] (the graph's memory grows with it).
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"Expected a positive integer batch_size. Received: batch_size={batch_size!r}")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_IMAGES_PER_REQUEST:
+        raise ValueError(f"Expected a positive integer batch_size, at most {MAX_IMAGES_PER_REQUEST}. "
+                         f"Received: batch_size={batch_size!r}")
     graphs = ServingGraphs(model, checks=False, batch_size=batch_size)
     staging = tempfile.mkdtemp(prefix="kpixel-tflite-")
     try:

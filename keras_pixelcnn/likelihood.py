@@ -63,6 +63,8 @@ def label_array(model, labels, num_images):
     if not check_labels(model, labels):
         return None
     array = np.asarray(labels)
+    if array.shape == (0,) and not isinstance(labels, np.ndarray):
+        array = array.astype(np.int32)  # `[]`, the labels of no images: numpy calls it float64
     if not np.issubdtype(array.dtype, np.integer):
         raise ValueError(f"Expected integer labels. Received: labels of dtype {array.dtype}"
                          + (f" ({labels!r})" if array.ndim == 0 else ""))
@@ -132,7 +134,8 @@ def log_prob(model, images, labels=None, reduce=True, batch_size=256):
         params = model(model_inputs(model, chunk, chunk_labels), training=False)
         parts.append(ops.convert_to_numpy(distribution.log_prob(params, chunk)).astype(np.float64))
     per_subpixel = np.concatenate(parts) if parts else np.zeros((0,) + images.shape[1:])
-    return per_subpixel.reshape(len(images), -1).sum(axis=1) if reduce else per_subpixel
+    # (B, H, W, C) -> (B, H*W*C); B may be 0.
+    return per_subpixel.reshape(len(images), math.prod(images.shape[1:])).sum(axis=1) if reduce else per_subpixel
 
 
 def bits_per_dim(model, images, labels=None, batch_size=256):

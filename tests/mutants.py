@@ -60,8 +60,8 @@ MUTANTS = [
      "        return values.window(self.inputs[0], row, 1, col - 1, 1)",
      "        return values.window(self.inputs[0], row, 1, col, 1)", ["tests/test_sampling.py"]),
     ("log_prob_mean_not_sum", "keras_pixelcnn/likelihood.py",
-     "return per_subpixel.reshape(len(images), -1).sum(axis=1) if reduce else per_subpixel",
-     "return per_subpixel.reshape(len(images), -1).mean(axis=1) if reduce else per_subpixel",
+     "return per_subpixel.reshape(len(images), math.prod(images.shape[1:])).sum(axis=1) if reduce else per_subpixel",
+     "return per_subpixel.reshape(len(images), math.prod(images.shape[1:])).mean(axis=1) if reduce else per_subpixel",
      ["tests/test_likelihood.py"]),
     ("log_prob_in_half_precision", "keras_pixelcnn/likelihood.py",
      "    model = inference_model(model)\n    images = check_images(model, images)",
@@ -81,6 +81,27 @@ MUTANTS = [
     ("best_checkpoint_of_non_finite_weights", "keras_pixelcnn/training/callbacks.py",
      "and math.isfinite(value) and value < self.best and not non_finite_weights(self.model):",
      "and value < self.best:", ["tests/test_precision.py", "-k", "checkpoints_never"]),
+    # Hostile input (issue 16): each check a refusal rests on.
+    ("hostile_temperature_minimum_ignored", "keras_pixelcnn/sampling/sampler.py",
+     "temperature >= MIN_TEMPERATURE):", "temperature > 0):", ["tests/test_hostile.py", "-k", "near_0"]),
+    ("hostile_export_max_batch_ignored", "export/signatures.py",
+     "batch, self.max_batch, message", "batch, self.max_batch + 1, message",
+     ["tests/test_hostile_export.py", "-k", "sample_with or log_prob or complete"]),
+    ("hostile_export_empty_batch_runs_the_model", "export/signatures.py",
+     "return tf.cond(tf.shape(tensors[0])[0] > 0, lambda: method(**dict(zip(arg_names, tensors))),",
+     "return tf.cond(tf.shape(tensors[0])[0] >= 0, lambda: method(**dict(zip(arg_names, tensors))),",
+     ["tests/test_hostile_export.py", "-k", "empty_batch"]),
+    ("hostile_export_temperature_only_positive", "export/signatures.py",
+     "good = tf.math.is_finite(temperature) & (temperature >= MIN_TEMPERATURE)", "good = temperature > 0",
+     ["tests/test_hostile_export.py", "-k", "edges"]),
+    ("hostile_export_without_lock", "export/savedmodel.py",
+     "        lock.acquire()  # creates `parent`", "        os.makedirs(parent, exist_ok=True)",
+     ["tests/test_hostile.py", "-k", "second_export"]),
+    ("hostile_bomb_warning_not_an_error", "keras_pixelcnn/data/images.py",
+     '            warnings.simplefilter("error", Image.DecompressionBombWarning)', "            pass",
+     ["tests/test_hostile.py", "-k", "bomb"]),
+    ("hostile_output_may_be_an_input", "keras_pixelcnn/data/images.py",
+     "        if other != option:", "        if False:", ["tests/test_hostile.py", "-k", "mistake"]),
 ]
 
 
@@ -99,6 +120,8 @@ def run(name, path, original, mutated, args):
     finally:
         with open(path, "w") as handle:
             handle.write(source)
+    if result.returncode == 5:  # pytest ran no test: the -k expression is stale
+        return "NO TESTS (the pytest arguments select nothing: update the table)"
     return "killed" if result.returncode != 0 else "SURVIVED"
 
 

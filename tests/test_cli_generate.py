@@ -110,7 +110,8 @@ def test_export_writes_the_serving_layout_and_a_tflite_file(tmp_path, run_dir, r
     run, model = run_dir
     result = run_kpixel("export", run, "--format", "savedmodel", "--out", tmp_path / "serving", "--version", 3)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert sorted(os.listdir(tmp_path / "serving" / "run")) == ["3"]  # --name defaults to the run's name
+    # --name defaults to the run's name; .lock is the export lock's file (TF Serving loads numbers only)
+    assert sorted(os.listdir(tmp_path / "serving" / "run")) == [".lock", "3"]
     assert (tmp_path / "serving" / "run" / "3" / "saved_model.pb").exists()
     _status_line(result, "Writing the SavedModel")
     again = _error_line(run_kpixel("export", run, "--format", "savedmodel", "--out", tmp_path / "serving",

@@ -60,7 +60,7 @@ BAD_REQUESTS = {
                             "label": np.array([0], np.int64)}, "Expected images in [0, 255]"),
     "zero_temperature:sample_with_temperature": (
         {"seed": np.array([1], np.int64), "label": np.array([0], np.int64),
-         "temperature": np.array([0.0], np.float32)}, "Expected temperature > 0"),
+         "temperature": np.array([0.0], np.float32)}, "Expected temperature to be a finite number >= 1e-30"),
     "seed_count:complete": ({"images": _images(2), "known_mask": _top_half(2), "seed": np.array([1], np.int64),
                              "label": np.array([0, 0], np.int64)}, "Expected one seed per image"),
     "wrong_shape:log_prob": ({"images": np.zeros((1, SIZE + 1, SIZE, CHANNELS), np.int32),
@@ -130,7 +130,8 @@ def test_savedmodel_layout_and_refusals(exported, tmp_path):
     model, model_dir = exported
     base, name, version = model_dir.rsplit(os.sep, 2)
     assert (name, version) == ("tiny", "1")
-    assert sorted(os.listdir(os.path.join(base, name))) == ["1"]  # no temporary directory left behind
+    # No temporary directory left behind; .lock is the export lock's file (TF Serving loads numbers only).
+    assert sorted(os.listdir(os.path.join(base, name))) == [".lock", "1"]
     assert os.path.exists(os.path.join(model_dir, "saved_model.pb"))
     with pytest.raises(ValueError, match="already exists"):
         export_savedmodel(model, base, name, 1)

@@ -91,6 +91,16 @@ def work(tmp_path_factory):
     write_png16(root / "rgb16.png", rng.integers(0, 65536, (8, 8, 3)))
     write_png_header(root / "huge.png", 20000, 20000)
     write_png_header(root / "wide.png", 9000, 9000)
+    write_png_header(root / "bomb_warning.png", 10000, 10000)  # over Pillow's limit, under twice it: a warning
+    (root / "bombs").mkdir()
+    write_png_header(root / "bombs" / "a.png", 20000, 20000)
+    np.save(root / "two.npy", np.zeros((2, 8, 8), np.uint8))
+    np.save(root / "no_images.npy", np.zeros((0, 8, 8), np.uint8))
+    (root / "deep.json").write_text("[" * 100000 + "]" * 100000)
+    for name, shape in (("dense_run", (8, 8, 1)), ("flat_run", (4,))):  # Keras models that are not PixelCNNs
+        (root / name).mkdir()
+        (root / name / "config.json").write_text((root / "run" / "config.json").read_text())
+        keras.Sequential([keras.Input(shape), keras.layers.Dense(3)]).save(root / name / "best.keras")
     np.save(root / "zero_d.npy", np.array(3, np.uint8))
     np.save(root / "float.npy", np.zeros((8, 8)))
     np.save(root / "big_values.npy", np.full((8, 8), 300, np.int32))
@@ -156,6 +166,9 @@ CASES = [
     ("fit-even-kernel-size", f"fit --out {{new}} --data-dir {F} --image-size 8 --config {{w}}/cfg_kernel.json"),
     ("fit-dataset-folder-missing", "fit --out {new} --dataset folder:{w}/no_such_folder"),
     ("fit-conditional-unlabelled", "fit --out {new} --dataset folder:{w}/out --conditional"),
+    ("fit-config-nested-deep", "fit --out {new} --config {w}/deep.json"),
+    ("fit-folder-bomb", "fit --out {new} --dataset folder:{w}/bombs"),
+    ("fit-init-from-not-a-pixelcnn", f"fit --out {{new}} --data-dir {F} --image-size 8 --init-from {{w}}/dense_run/best.keras"),
     # evaluate
     ("evaluate-limit-0", "evaluate {w}/run --limit 0"),
     ("evaluate-limit-negative", "evaluate {w}/run --limit -1"),
@@ -166,6 +179,9 @@ CASES = [
     ("evaluate-neither", "evaluate"),
     ("evaluate-both", "evaluate {w}/run --pretrained fashion_mnist"),
     ("evaluate-truncated-keras", "evaluate {w}/truncated.keras"),
+    ("evaluate-batch-size-above-int64", "evaluate {w}/run --batch-size 99999999999999999999"),
+    ("evaluate-folder-bomb", "evaluate {w}/run --dataset folder:{w}/bombs"),
+    ("evaluate-not-a-pixelcnn", "evaluate {w}/dense_run"),
     # sample
     ("sample-num-0", "sample {w}/run --num 0 --out {w}/out/s.png"),
     ("sample-num-1e8", "sample {w}/run --num 100000000 --out {w}/out/s.png"),
@@ -181,6 +197,12 @@ CASES = [
     ("sample-npy-under-a-file", "sample {w}/run --num 1 --out {w}/out/s.png --npy {w}/a_file/s.npy"),
     ("sample-out-is-a-dir", "sample {w}/run --num 1 --out {w}/out"),
     ("sample-run-missing", "sample {w}/no_run --out {w}/out/s.png"),
+    ("sample-npy-is-out", "sample {w}/run --num 1 --out {w}/out/s.png --npy {w}/out/./s.png"),
+    ("sample-out-is-the-model", "sample {w}/run --num 1 --out {w}/run/best.keras"),
+    ("sample-temperature-below-minimum", "sample {w}/run --temperature 1e-40 --out {w}/out/s.png"),
+    ("sample-seed-above-int64", "sample {w}/run --seed 99999999999999999999 --out {w}/out/s.png"),
+    ("sample-not-a-pixelcnn", "sample {w}/dense_run --out {w}/out/s.png"),
+    ("sample-input-not-images", "sample {w}/flat_run --out {w}/out/s.png"),
     # complete
     ("complete-16-bit-colour", "complete {w}/run --image {w}/rgb16.png --mask {w}/mask.png --out {w}/out/c.png"),
     ("complete-huge-header", "complete {w}/run --image {w}/huge.png --mask {w}/mask.png --out {w}/out/c.png"),
@@ -196,6 +218,13 @@ CASES = [
                           "--out {w}/out/c.png"),
     ("complete-image-missing", "complete {w}/run --image {w}/none.png --mask {w}/mask.png --out {w}/out/c.png"),
     ("complete-image-is-a-dir", "complete {w}/run --image {w}/out --mask {w}/mask.png --out {w}/out/c.png"),
+    ("complete-bomb-warning", "complete {w}/run --image {w}/bomb_warning.png --mask {w}/mask.png --out {w}/out/c.png"),
+    ("complete-two-images", "complete {w}/run --image {w}/two.npy --mask {w}/mask.png --out {w}/out/c.png"),
+    ("complete-no-images", "complete {w}/run --image {w}/no_images.npy --mask {w}/mask.png --out {w}/out/c.png"),
+    ("complete-two-masks", "complete {w}/run --image {w}/img.png --mask {w}/two.npy --out {w}/out/c.png"),
+    ("complete-out-is-the-mask", "complete {w}/run --image {w}/img.png --mask {w}/mask.png --out {w}/mask.png"),
+    ("complete-npy-is-out", "complete {w}/run --image {w}/img.png --mask {w}/mask.png --out {w}/out/c.png "
+                            "--npy {w}/out/c.png"),
     # score
     ("score-batch-size-negative", "score {w}/run {w}/img.png --batch-size -1"),
     ("score-batch-size-0", "score {w}/run {w}/img.png --batch-size 0"),
@@ -212,6 +241,11 @@ CASES = [
     ("score-csv-under-a-file", "score {w}/run {w}/img.png --csv {w}/a_file/s.csv"),
     ("score-background-missing", "score {w}/run {w}/img.png --background {w}/no_run"),
     ("score-no-images", "score {w}/run"),
+    ("score-empty-npy", "score {w}/run {w}/no_images.npy"),
+    ("score-csv-is-an-input", "score {w}/run {w}/img.png --csv {w}/./img.png"),
+    ("score-csv-is-the-config", "score {w}/run {w}/img.png --csv {w}/run/config.json"),
+    ("score-input-not-images", "score {w}/flat_run {w}/img.png"),
+    ("score-background-not-a-pixelcnn", "score {w}/run {w}/img.png --background {w}/dense_run"),
     # export
     ("export-version-0", "export {w}/run --format savedmodel --out {w}/out/serving --version 0"),
     ("export-name-escapes", "export {w}/run --format savedmodel --out {w}/out/serving --name .."),
@@ -220,6 +254,13 @@ CASES = [
     ("export-tflite-out-is-a-dir", "export {w}/run --format tflite --out {w}/out"),
     ("export-run-missing", "export {w}/no_run --format tflite --out {w}/out/m.tflite"),
     ("export-format-unknown", "export {w}/run --format onnx --out {w}/out/m.onnx"),
+    ("export-version-above-int64", "export {w}/run --format savedmodel --out {w}/out/serving --version 9223372036854775808"),
+    ("export-max-batch-0", "export {w}/run --format savedmodel --out {w}/out/serving --max-batch 0"),
+    ("export-max-batch-huge", "export {w}/run --format savedmodel --out {w}/out/serving --max-batch 100000000"),
+    ("export-max-batch-tflite", "export {w}/run --format tflite --out {w}/out/m.tflite --max-batch 4"),
+    ("export-tflite-batch-huge", "export {w}/run --format tflite --out {w}/out/m.tflite --batch-size 100000000"),
+    ("export-tflite-out-is-the-model", "export {w}/run --format tflite --out {w}/run/best.keras"),
+    ("export-not-a-pixelcnn", "export {w}/dense_run --format savedmodel --out {w}/out/serving"),
 ]
 # Run as real processes too: one per command and kind of mistake.
 IN_PROCESSES = ["fit-config-filters-string", "fit-steps-negative", "fit-out-under-a-file", "evaluate-limit-0",
@@ -280,7 +321,25 @@ MESSAGES = {
     "sample-num-1e8": "--num in [1, 100000]",
     "sample-out-under-a-file": "a_file is a file",
     "fit-pixelcnn-pp-image-size-6": "divisible by 4",
-    "complete-huge-header": "huge.png",
+    "complete-huge-header": "huge.png, whose header claims more than 89478485 pixels (Pillow's decompression-bomb",
+    "complete-bomb-warning": "bomb_warning.png, whose header claims more than 89478485 pixels",
+    "fit-folder-bomb": "a.png, whose header claims more than 89478485 pixels",
+    "fit-config-nested-deep": "deep.json is not a config: JSON nested too deep",
+    "complete-two-images": "Expected one image in --image",
+    "complete-two-masks": "Expected one image in --mask",
+    "complete-no-images": "Expected at least one image in",
+    "complete-out-is-the-mask": "Expected --out to be a file of its own. Received: ",
+    "complete-npy-is-out": "which is also --out",
+    "sample-out-is-the-model": "best.keras, which is also an input",
+    "sample-temperature-below-minimum": "finite number >= 1e-30",
+    "score-csv-is-an-input": "img.png, which is also an input",
+    "score-input-not-images": "ending in a PixelDistribution layer",
+    "evaluate-batch-size-above-int64": "--batch-size to be an integer in [1, 65536]",
+    "export-version-above-int64": "below 2**63",
+    "export-max-batch-huge": "--max-batch to be an integer in [1, 65536]",
+    "export-max-batch-tflite": "--max-batch is for --format savedmodel",
+    "export-tflite-batch-huge": "at most 65536",
+    "export-tflite-out-is-the-model": "best.keras, which is also an input",
     "complete-wide-header": "Received: 9000x9000 (height x width) in",
     "complete-0-d-npy": "Received: shape ()",
     "complete-16-bit-colour": "16-bit colour",
@@ -496,3 +555,72 @@ def test_complete_batches_like_sample(conditional_model):
     np.testing.assert_array_equal(batched, kp.complete(conditional_model, images, known, seed=3, labels=1,
                                                        batch_size=None))
     np.testing.assert_array_equal(batched[:, :2], images[:, :2])
+
+
+def test_a_temperature_near_0_is_greedy_and_below_the_minimum_is_refused(conditional_model):
+    """T = 1e-30 draws the most likely values (argmax of `kp.log_prob`'s conditionals); below it,
+    `log p / T` overflows float32 and every value would tie (T = 1e-38 drew zeros)."""
+    greedy = kp.sample(conditional_model, 2, seed=5, labels=1, greedy=True)
+    np.testing.assert_array_equal(kp.sample(conditional_model, 2, seed=5, labels=1, temperature=1e-30), greedy)
+    # Independently of the sampler: each greedy value is the argmax of its conditional given the pixels before it.
+    for image in greedy:
+        for row in range(4):
+            for col in range(4):
+                candidates = np.repeat(image[None], 256, axis=0)
+                candidates[:, row, col, 0] = np.arange(256)
+                # log p(x[row, col] = v | the pixels before it), per sub-pixel (reduce=False).
+                scores = kp.log_prob(conditional_model, candidates, np.full(256, 1), reduce=False)[:, row, col, 0]
+                assert image[row, col, 0] == np.argmax(scores)
+    for temperature in (9.9e-31, 1e-38, 5e-324):
+        with pytest.raises(ValueError, match="finite number >= 1e-30"):
+            kp.sample(conditional_model, 1, labels=0, temperature=temperature)
+
+
+# --- Outputs ---------------------------------------------------------------------------------------
+
+def test_an_existing_output_file_is_replaced_and_outputs_are_distinct(tmp_path):
+    from keras_pixelcnn.data.images import check_outputs, check_writable
+
+    (tmp_path / "old.png").write_bytes(b"old")
+    check_writable(str(tmp_path / "old.png"))  # refused before: "old.png is a file"
+    check_outputs({"--out": str(tmp_path / "old.png"), "--npy": str(tmp_path / "old.npy")}, inputs=[str(tmp_path / "in.png")])
+    with pytest.raises(ValueError, match="which is also --out"):
+        check_outputs({"--out": str(tmp_path / "a.png"), "--npy": str(tmp_path / "x" / ".." / "a.png")})
+    os.symlink(tmp_path / "old.png", tmp_path / "link.png")
+    with pytest.raises(ValueError, match="which is also an input"):
+        check_outputs({"--csv": str(tmp_path / "link.png")}, inputs=[str(tmp_path / "old.png")])
+
+
+# --- The export lock --------------------------------------------------------------------------------
+
+def test_a_second_export_into_the_same_model_is_refused(work, tmp_path):
+    """While another process holds OUT/NAME (an export writing a version), `kpixel export` is refused."""
+    serving = tmp_path / "serving"
+    code = ("import sys, time\nfrom keras_pixelcnn.training.run_dir import RunLock\n"
+            "lock = RunLock(sys.argv[1])\nlock.acquire()\nprint('locked', flush=True)\ntime.sleep(300)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(serving / "run")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = tree_digest(serving)
+        status, _, stderr = run_in_process(["export", str(work / "run"), "--format", "savedmodel", "--out",
+                                            str(serving), "--version", "3"])
+        line = assert_one_error_line(status, stderr, "export while locked")
+        assert line == f"Error: {serving / 'run'} is in use by process {holder.pid}"
+        assert tree_digest(serving) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    status, stdout, stderr = run_in_process(["export", str(work / "run"), "--format", "savedmodel", "--out",
+                                             str(serving), "--version", "3", "--max-batch", "2"])
+    assert status == 0, stderr[-2000:]
+    assert sorted(os.listdir(serving / "run")) == [".lock", "3"] and "at most 2 images per request" in stdout
+
+
+def test_scoring_no_images_gives_empty_results(conditional_model):
+    """As an exported log_prob does for a batch of 0 (it was `cannot reshape array of size 0`)."""
+    none = np.zeros((0, 4, 4, 1), np.uint8)
+    assert kp.log_prob(conditional_model, none, []).shape == (0,)
+    assert kp.log_prob(conditional_model, none, [], reduce=False).shape == (0, 4, 4, 1)
+    assert kp.bits_per_dim(conditional_model, none, []).shape == (0,)
+    assert {key: value.shape for key, value in kp.score(conditional_model, none).items()} == {
+        "bits_per_dim": (0,), "png_bits_per_dim": (0,), "complexity": (0,)}

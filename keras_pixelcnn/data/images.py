@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import tempfile
+import warnings
 
 import numpy as np
 
@@ -22,7 +23,8 @@ def atomic_path(path):
     The file gets the mode a plain `open(path, "w")` would give (0666 less the umask:
     0644 by default), not `mkstemp`'s private 0600.
     """
-    directory = os.path.dirname(os.path.abspath(path))
+    path = os.path.abspath(path)  # `a/missing/../b.png` is `a/b.png`, as `check_writable` reads it
+    directory = os.path.dirname(path)
     os.makedirs(directory, exist_ok=True)
     suffix = os.path.splitext(path)[1]
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
@@ -40,6 +42,9 @@ def atomic_path(path):
 def check_writable(path, directory=False, option="--out"):
     """Check, writing nothing, that `path` (a file, or a directory if `directory`) can be written.
 
+    An existing file may be replaced: files are written beside it and renamed onto it
+    (`atomic_path`), so it is its directory that must be writable.
+
     Raises:
         ValueError: a file where a directory is expected or the other way round, a parent
             that is a file, or one that is not writable (naming `option` and the path).
@@ -48,13 +53,33 @@ def check_writable(path, directory=False, option="--out"):
         kind = "directory" if directory else "file"
         raise ValueError(f"Expected {option} to be a {kind}. Received: {path}, which is "
                          + ("a file" if directory else "a directory"))
-    existing = os.path.abspath(path)
+    existing = os.path.abspath(path) if directory else os.path.dirname(os.path.abspath(path))
     while not os.path.exists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
         raise ValueError(f"Cannot write {option} {path}: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ValueError(f"Cannot write {option} {path}: {existing} is not writable")
+
+
+def check_outputs(outputs, inputs=()):
+    """Check, writing nothing, that each output path can be written and is neither another output nor an input.
+
+    Args:
+        outputs: `{option: path or None}` of files to write, e.g. `{"--out": "a.png", "--npy": None}`.
+        inputs: paths the command reads.
+
+    Raises:
+        ValueError: as `check_writable`, or two options naming one file (one would overwrite the other).
+    """
+    seen = {os.path.realpath(path): "an input" for path in inputs}
+    for option, path in outputs.items():
+        if not path:
+            continue
+        check_writable(path, option=option)
+        other = seen.setdefault(os.path.realpath(path), option)
+        if other != option:
+            raise ValueError(f"Expected {option} to be a file of its own. Received: {path}, which is also {other}")
 
 
 def write_json(path, value):
@@ -115,6 +140,8 @@ def read_images(paths, image_shape):
             raise ValueError(f"Expected an image file. Received: {path}, a directory")
         if path.endswith(".npy"):
             batch = [(f"{path}[{index}]", image) for index, image in enumerate(_read_npy(path, image_shape))]
+            if not batch:
+                raise ValueError(f"Expected at least one image in {path}. Received: an empty batch")
         else:
             batch = [(path, _read_picture(path, image_shape))]
         for name, image in batch:
@@ -152,34 +179,73 @@ def _read_npy(path, image_shape):
 
 def _read_picture(path, image_shape):
     """One `(H, W, C)` uint8 image from a picture file; its size is checked from the header first."""
+    height, width, channels = image_shape
+    expected = f"{height}x{width}x{channels} images"
+    with open_picture(path, expected) as picture:
+        if picture.size != (width, height):
+            raise ValueError(f"Expected {expected}. Received: {picture.size[1]}x{picture.size[0]} "
+                             f"(height x width) in {path}")
+        return picture_array(picture, path, channels)
+
+
+def open_picture(path, expected="an image"):
+    """The picture file `path`, opened by Pillow (its header read, not its pixels).
+
+    Args:
+        path: a PNG, JPEG, ... file.
+        expected: what the caller takes, for the messages (`"8x8x1 images"`).
+
+    Raises:
+        ValueError: naming the file, for one that is not a picture, cannot be read, or whose header
+            claims more pixels than Pillow's decompression-bomb limit (`PIL.Image.MAX_IMAGE_PIXELS`).
+    """
     from PIL import Image
 
-    height, width, channels = image_shape
     try:
-        with Image.open(path) as picture:  # reads the header, not the pixels
-            if picture.size != (width, height):
-                raise _Refused(f"Expected {height}x{width}x{channels} images. Received: "
-                               f"{picture.size[1]}x{picture.size[0]} (height x width) in {path}")
-            rawmode = _rawmode(picture)
-            if picture.mode.startswith("I;16") or rawmode.startswith("I;16"):  # 16-bit greyscale
-                grey = np.round(np.asarray(picture, np.float64) * 255 / 65535).astype(np.uint8)
-                return np.repeat(grey[..., None], channels, axis=-1)
-            if ";16" in rawmode:
-                raise _Refused(f"16-bit colour images are not supported (Pillow would drop their low bytes); "
-                               f"save {path} with 8 bits per channel")
-            if picture.mode in ("I", "F"):
-                raise _Refused(f"Expected an 8-bit image. Received: {path}, a {picture.mode!r}-mode "
-                               "(32-bit) image")
-            image = np.asarray(picture.convert("L" if channels == 1 else "RGB"))
-    except _Refused as error:
-        raise ValueError(str(error)) from None
-    except Exception as error:  # not an image, truncated, a decompression bomb, unreadable
-        raise ValueError(f"Cannot read image {path}: {type(error).__name__}: {error}") from None
+        with warnings.catch_warnings():
+            # Pillow checks the header's size against its decompression-bomb limit as it opens a file:
+            # over the limit it warns (printing to stderr), over twice the limit it raises.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"Expected {expected}. Received: {path}, whose header claims more than "
+                         f"{Image.MAX_IMAGE_PIXELS} pixels (Pillow's decompression-bomb limit)") from None
+    except Exception as error:  # not an image, truncated, unreadable
+        raise _unreadable(path, error) from None
+
+
+def picture_array(picture, path, channels):
+    """The `(H, W, channels)` uint8 pixels of an open picture (grey for 1 channel, RGB for 3).
+
+    A 16-bit greyscale picture is scaled to 8 bits, `round(v * 255 / 65535)`.
+
+    Raises:
+        ValueError: naming the file, for 16-bit colour or 32-bit pictures and unreadable pixels.
+    """
+    rawmode = _rawmode(picture)
+    if picture.mode.startswith("I;16") or rawmode.startswith("I;16"):  # 16-bit greyscale
+        grey = _decoded(lambda: np.asarray(picture, np.float64), path)
+        grey = np.round(grey * 255 / 65535).astype(np.uint8)
+        return np.repeat(grey[..., None], channels, axis=-1)
+    if ";16" in rawmode:
+        raise ValueError(f"16-bit colour images are not supported (Pillow would drop their low bytes); "
+                         f"save {path} with 8 bits per channel")
+    if picture.mode in ("I", "F"):
+        raise ValueError(f"Expected an 8-bit image. Received: {path}, a {picture.mode!r}-mode (32-bit) image")
+    image = _decoded(lambda: np.asarray(picture.convert("L" if channels == 1 else "RGB")), path)
     return image.reshape(image.shape[:2] + (channels,))
 
 
-class _Refused(Exception):
-    """A readable image this package will not take (its message is the user's)."""
+def _decoded(decode, path):
+    """`decode()`, its errors (truncated pixels, a broken stream) a ValueError naming `path`."""
+    try:
+        return decode()
+    except Exception as error:
+        raise _unreadable(path, error) from None
+
+
+def _unreadable(path, error):
+    return ValueError(f"Cannot read image {path}: {type(error).__name__}: {error}")
 
 
 def _rawmode(picture):

@@ -12,6 +12,8 @@ import re
 
 import numpy as np
 
+from keras_pixelcnn.data.images import open_picture, picture_array
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 _IDX_FILES = {
@@ -87,8 +89,6 @@ def read_image_folder(directory, split="train"):
     Returns:
         `(images uint8 (N, H, W, C), labels int32 (N,) or None, class_names)`.
     """
-    from PIL import Image, UnidentifiedImageError
-
     classes = sorted(d for d in os.listdir(directory) if os.path.isdir(os.path.join(directory, d)))
     groups = [(index, os.path.join(directory, name)) for index, name in enumerate(classes)] or [(None, directory)]
     images, labels = [], []
@@ -96,13 +96,14 @@ def read_image_folder(directory, split="train"):
         for name in sorted(os.listdir(folder)):
             if not name.lower().endswith(_IMAGE_SUFFIXES):
                 continue
+            path = os.path.join(folder, name)
             try:
-                with Image.open(os.path.join(folder, name)) as image:
-                    mode = "L" if image.mode in ("L", "1", "I", "I;16", "LA") else "RGB"
-                    array = np.asarray(image.convert(mode))
-            except (OSError, UnidentifiedImageError) as error:
-                raise DataError(f"Cannot read image {os.path.join(folder, name)}: {error}") from None
-            images.append(array.reshape(array.shape[:2] + (-1,)))
+                with open_picture(path, "PNG/JPEG images") as image:
+                    grey = image.mode in ("L", "1", "I", "LA") or image.mode.startswith("I;16")
+                    array = picture_array(image, path, 1 if grey else 3)
+            except ValueError as error:
+                raise DataError(str(error)) from None
+            images.append(array)
             labels.append(label)
     if not images:
         raise DataError(f"No PNG or JPEG images in {directory}")

@@ -48,6 +48,9 @@ def image_seeds(seed, first, count):
 
 
 DEFAULT_BATCH_SIZE = 64
+# The smallest temperature: below it `log p / T` overflows float32 even for the most likely value
+# (log p >= -log 256), and every value would tie at -inf. T -> 0 tends to `greedy=True`.
+MIN_TEMPERATURE = 1e-30
 
 
 def _label_tensor(model, num_images, labels):
@@ -61,8 +64,9 @@ def _check_common(num_images, temperature, method):
         raise ValueError(f"Expected method in {METHODS}. Received: method={method!r}")
     number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(
         temperature, (bool, np.bool_))
-    if not (number and np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"Expected temperature to be a finite number > 0. Received: temperature={temperature!r}")
+    if not (number and np.isfinite(temperature) and temperature >= MIN_TEMPERATURE):
+        raise ValueError(f"Expected temperature to be a finite number >= {MIN_TEMPERATURE:g}. "
+                         f"Received: temperature={temperature!r}")
     if not (isinstance(num_images, (int, np.integer)) and not isinstance(num_images, (bool, np.bool_))
             and num_images > 0):
         raise ValueError(f"Expected num_images to be a positive int. Received: num_images={num_images!r}")
@@ -76,7 +80,7 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="c
         model: a keras_pixelcnn model.
         num_images: batch size B.
         seed: integer seed; the same seed gives the same images, whatever the method.
-        temperature: softmax temperature (> 0); lower is more conservative.
+        temperature: softmax temperature (finite, >= 1e-30); lower is more conservative.
         labels: an int or `(B,)` ints for a class-conditional model.
         method: "cached" (incremental, fast) or "naive" (the whole model per sub-pixel).
         greedy: take the most likely value at every step.

@@ -86,6 +86,8 @@ def read_json(path):
         raise ValueError(f"Cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise ValueError(f"{path} is not a config: JSON nested too deep") from None
 
 
 @dataclasses.dataclass(frozen=True)

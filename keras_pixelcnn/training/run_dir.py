@@ -22,6 +22,7 @@ import keras
 
 from keras_pixelcnn._version import __version__
 from keras_pixelcnn.data.images import check_writable, write_json
+from keras_pixelcnn.distributions import distribution_of
 from keras_pixelcnn.models.inference import check_finite
 from keras_pixelcnn.training.config import TrainConfig
 
@@ -152,7 +153,8 @@ def load_model_file(path, cause=None):
         cause: what made non-finite weights, for the message (see `check_finite`).
 
     Raises:
-        ValueError: a missing or unreadable file, or NaN or inf weights.
+        ValueError: a missing or unreadable file, a model that is not a keras_pixelcnn model
+            (images `(B, H, W, C)` in, a `PixelDistribution` out), or NaN or inf weights.
     """
     if not os.path.isfile(path):
         raise ValueError(f"No such model file: {path}")
@@ -162,6 +164,13 @@ def load_model_file(path, cause=None):
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:  # a corrupt zip, a truncated file, an unknown layer
         raise ValueError(f"Cannot load {path}: {type(error).__name__}: {str(error).splitlines()[0]}") from None
+    try:
+        distribution_of(model)
+    except ValueError as error:
+        raise ValueError(f"Cannot use {path}: {error}") from None
+    if len(model.inputs[0].shape) != 4:
+        raise ValueError(f"Cannot use {path}: expected a model of images (B, H, W, C). "
+                         f"Received: input shape {tuple(model.inputs[0].shape)}")
     return check_finite(model, path, cause)
 
 
