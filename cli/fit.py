@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from keras_pixelcnn.cli import quiet
 from keras_pixelcnn.cli.errors import user_errors
 
 # Flags map one-to-one onto TrainConfig fields; None means "not given".
@@ -94,6 +95,7 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
                                    f"'keras-pixelcnn[{'jax' if backend == 'jax' else 'cpu'}]'")
         # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
+        quiet.stop_filter()  # the new program writes to the real stderr
         os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
 
     if num_processes < 1 or not 0 <= process_id < num_processes:

@@ -34,7 +34,8 @@ def _after_tensorflow(callback):
     @functools.wraps(callback)
     def run(*args, **kwargs):
         quiet.import_tensorflow()
-        return callback(*args, **kwargs)
+        with quiet.filtered_stderr():
+            return callback(*args, **kwargs)
 
     return run
 
