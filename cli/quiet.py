@@ -46,6 +46,14 @@ _REMAPPER_ABORT = re.compile(r"^E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ meta_optimizer\.c
                              r"INVALID_ARGUMENT: Mutation::Apply error: fanout '[^']+' exist for missing node "
                              r"'[^']+/Add'\.?$")
 
+# What TensorFlow 2.21 prints when it loads a program from XLA's persistent cache (`xla_cache.py`):
+# it first tries to read the entry as text, which fails, then reads it as binary; and the CPU
+# tuning flags prefer-no-scatter/-gather, which XLA itself sets, are not CPU features, so the
+# loader finds them "not supported on the host machine". Neither changes the program that runs.
+_CACHE_HIT = re.compile(r"^E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ (text_format\.cc:\d+\] Error parsing text-format "
+                        r"tensorflow\.XlaSerializedCacheEntry: |cpu_aot_loader\.cc:\d+\] Loading XLA:CPU AOT result\. "
+                        r"Target machine feature \+prefer-no-(scatter|gather) is not  ?supported on the host machine\.)")
+
 _verbose = False
 _filter = None  # the running `_LineFilter`, if any
 
@@ -72,8 +80,9 @@ def is_chatter(line):
 
 
 def is_known_harmless(line):
-    """Whether a line is Grappler's aborted-remapper message explained in the module docstring."""
-    return bool(_REMAPPER_ABORT.match(line.rstrip("\n")))
+    """Whether a line is Grappler's aborted-remapper message explained in the module docstring, or one
+    of the messages of a hit in XLA's persistent cache (`_CACHE_HIT`)."""
+    return bool(_REMAPPER_ABORT.match(line.rstrip("\n")) or _CACHE_HIT.match(line))
 
 
 class _LineFilter:

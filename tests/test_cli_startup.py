@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from keras_pixelcnn.cli import quiet
@@ -201,3 +202,50 @@ def test_import_is_lazy_and_keras_still_reads_the_package_files():
     result = subprocess.run([sys.executable, "-c", _LOAD_SCRIPT, path], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["PixelDistribution", "PixelDistribution"]
+
+
+def test_xla_cache_follows_xdg_and_leaves_the_users_flags_alone(tmp_path, monkeypatch):
+    from keras_pixelcnn.cli import xla_cache
+
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    path = xla_cache.configure(env)
+    assert path == str(tmp_path / "xdg" / "keras-pixelcnn" / "xla") and os.path.isdir(path)
+    assert env["TF_XLA_FLAGS"] == f"--tf_xla_persistent_cache_directory={path}"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert xla_cache.cache_dir({}) == str(tmp_path / "home" / ".cache" / "keras-pixelcnn" / "xla")
+    assert xla_cache.cache_dir({"XDG_CACHE_HOME": ""}) == xla_cache.cache_dir({})  # empty means unset
+    for flags in ("", "--tf_xla_auto_jit=2"):
+        mine = {"TF_XLA_FLAGS": flags, "XDG_CACHE_HOME": str(tmp_path / "mine")}
+        assert xla_cache.configure(mine) is None and mine["TF_XLA_FLAGS"] == flags
+    assert not os.path.exists(tmp_path / "mine")
+
+
+def test_a_second_process_loads_the_sampler_from_the_xla_cache(tmp_path, kpixel):
+    """The first `kpixel sample` writes the compiled sampler under $XDG_CACHE_HOME/keras-pixelcnn/xla,
+    the second loads it (the entry is not written again, which a compile would do) and draws the same
+    images; neither prints TensorFlow log lines. TF_XLA_FLAGS set by the user turns the cache off."""
+    import keras_pixelcnn as kp
+    from keras_pixelcnn.training import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig(image_size=4, filters=4, num_layers=1).to_dict()))
+    kp.build_model("pixelcnn", (4, 4, 1), filters=4, num_layers=1).save(run / "best.keras")
+    cache = tmp_path / "cache" / "keras-pixelcnn" / "xla"
+
+    def sample(name, **env):
+        result = subprocess.run([*kpixel, "sample", str(run), "--num", "2", "--out", str(tmp_path / f"{name}.png"),
+                                 "--npy", str(tmp_path / f"{name}.npy")], capture_output=True, text=True,
+                                timeout=300, env=_environment(KPIXEL_LOG=None, TF_XLA_FLAGS=None, **env))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert [line for line in result.stderr.splitlines() if TF_LOG_LINE.match(line)] == [], result.stderr[-2000:]
+        return np.load(tmp_path / f"{name}.npy")
+
+    first = sample("first", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    entries = {name: os.stat(cache / name).st_mtime_ns for name in os.listdir(cache)}
+    assert entries and not [name for name in entries if name.endswith(".tmp")], entries
+    second = sample("second", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert {name: os.stat(cache / name).st_mtime_ns for name in os.listdir(cache)} == entries
+    np.testing.assert_array_equal(first, second)
+    sample("off", XDG_CACHE_HOME=str(tmp_path / "off"), TF_XLA_FLAGS="")
+    assert not os.path.exists(tmp_path / "off")
