@@ -236,7 +236,7 @@ def test_a_second_process_loads_the_sampler_from_the_xla_cache(tmp_path, kpixel)
     def sample(name, **env):
         result = subprocess.run([*kpixel, "sample", str(run), "--num", "2", "--out", str(tmp_path / f"{name}.png"),
                                  "--npy", str(tmp_path / f"{name}.npy")], capture_output=True, text=True,
-                                timeout=300, env=_environment(**{"KPIXEL_LOG": None, "TF_XLA_FLAGS": None, **env}))
+                                timeout=300, env=_environment(**{"KPIXEL_LOG": None, "TF_XLA_FLAGS": None, "TF_CPP_MIN_LOG_LEVEL": None, **env}))
         assert result.returncode == 0, result.stderr[-2000:]
         assert [line for line in result.stderr.splitlines() if TF_LOG_LINE.match(line)] == [], result.stderr[-2000:]
         return np.load(tmp_path / f"{name}.npy")
