@@ -174,6 +174,11 @@ def test_the_filter_drops_only_the_remapper_line_and_passes_partial_lines_at_onc
                 "missing node 'StatefulPartitionedCall/pixelcnn_1/block0_skip_1/Add'.")
     other = "E0000 00:00:1796246563.249154    4930 meta_optimizer.cc:967] layout failed: INVALID_ARGUMENT: x"
     assert quiet.is_known_harmless(remapper + "\n") and not quiet.is_known_harmless(other)
+    # Printed by a hit in XLA's persistent cache (the pretrained model's sampler; a tiny model's may not).
+    assert quiet.is_known_harmless("E0000 00:00:1796247288.306101   10033 text_format.cc:378] Error parsing "
+                                   "text-format tensorflow.XlaSerializedCacheEntry: 2:1: Expected identifier, got: 6")
+    assert not quiet.is_known_harmless("E0000 00:00:1796247288.718075   10033 cpu_aot_loader.cc:220] Loading XLA:CPU "
+                                       "AOT result. Target machine feature +avx512f is not  supported on the host")
     with quiet.filtered_stderr():
         os.write(2, b"Compiling the sampler ...")
         import time
@@ -236,7 +241,8 @@ def test_a_second_process_loads_the_sampler_from_the_xla_cache(tmp_path, kpixel)
     def sample(name, **env):
         result = subprocess.run([*kpixel, "sample", str(run), "--num", "2", "--out", str(tmp_path / f"{name}.png"),
                                  "--npy", str(tmp_path / f"{name}.npy")], capture_output=True, text=True,
-                                timeout=300, env=_environment(**{"KPIXEL_LOG": None, "TF_XLA_FLAGS": None, "TF_CPP_MIN_LOG_LEVEL": None, **env}))
+                                timeout=300, env=_environment(**{"KPIXEL_LOG": None, "TF_XLA_FLAGS": None,
+                                                                 "TF_CPP_MIN_LOG_LEVEL": None, **env}))
         assert result.returncode == 0, result.stderr[-2000:]
         assert [line for line in result.stderr.splitlines() if TF_LOG_LINE.match(line)] == [], result.stderr[-2000:]
         return np.load(tmp_path / f"{name}.npy")
