@@ -56,6 +56,7 @@ _CACHE_HIT = re.compile(r"^E\d{4} \d\d:\d\d:\d+\.\d+ +\d+ (text_format\.cc:\d+\]
 
 _verbose = False
 _filter = None  # the running `_LineFilter`, if any
+dropped = []  # the lines `filtered_stderr` dropped in this process, for tests
 
 
 def verbose_requested(flag):
@@ -108,7 +109,13 @@ class _LineFilter:
             while chunk := pipe.read(65536):
                 pending += chunk
                 *lines, pending = pending.split(b"\n")
-                out = b"".join(line + b"\n" for line in lines if not self._drop(line.decode(errors="replace")))
+                out = b""
+                for line in lines:
+                    text = line.decode(errors="replace")
+                    if self._drop(text):
+                        dropped.append(text)
+                    else:
+                        out += line + b"\n"
                 if pending and not b"E0".startswith(pending[:2]):
                     out, pending = out + pending, b""
                 if out:
