@@ -16,7 +16,7 @@ _OPTIONS = [
     ("--model", str, "Architecture (see `kpixel architectures`). [pixelcnn]"),
     ("--filters", int, "Feature width."),
     ("--num-layers", int, "Depth."),
-    ("--epochs", int, "Epochs. [10]"),
+    ("--epochs", int, "Epochs. [10] More than an existing run's: train it longer (from its last epoch)."),
     ("--steps-per-epoch", int, "Batches per epoch (default: one pass over the data)."),
     ("--batch-size", int, "Global batch size. [64]"),
     ("--learning-rate", float, "Adam learning rate. [1e-3]"),
