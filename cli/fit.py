@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from keras_pixelcnn.cli import quiet
 from keras_pixelcnn.cli.errors import user_errors
 
 # Flags map one-to-one onto TrainConfig fields; None means "not given".
@@ -15,7 +16,7 @@ _OPTIONS = [
     ("--model", str, "Architecture (see `kpixel architectures`). [pixelcnn]"),
     ("--filters", int, "Feature width."),
     ("--num-layers", int, "Depth."),
-    ("--epochs", int, "Epochs. [10]"),
+    ("--epochs", int, "Epochs. [10] More than an existing run's: train it longer (from its last epoch)."),
     ("--steps-per-epoch", int, "Batches per epoch (default: one pass over the data)."),
     ("--batch-size", int, "Global batch size. [64]"),
     ("--learning-rate", float, "Adam learning rate. [1e-3]"),
@@ -60,8 +61,10 @@ def _config(run_dir, config_file, flags):
             raise ValueError(f"Expected --exclude-classes like 3 or 3,5. Received: {flags['exclude_classes']!r}")
     given = {key: value for key, value in flags.items() if value is not None}
     saved = os.path.join(run_dir, "config.json")
-    if not config_file and not given and os.path.isfile(saved):
-        return TrainConfig.from_file(saved)  # `kpixel fit --out RUN` resumes with the run's own options
+    if not config_file and os.path.isfile(saved):
+        # `kpixel fit --out RUN` resumes with the run's own options; `--epochs N` trains it longer.
+        # Other flags given here must match the run's (`run_dir.check_run_dir` names the ones that don't).
+        return TrainConfig.from_dict({**TrainConfig.from_file(saved).to_dict(), **given})
     if not config_file:
         return TrainConfig.from_dict(given)
     values = read_json(config_file)
@@ -85,7 +88,7 @@ def _config(run_dir, config_file, flags):
 @click.option("--process-id", type=int, default=0, show_default=True, help="JAX multi-process: this process.")
 @_with_options
 def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, **flags):
-    """Train a model into RUN_DIR (--out); re-running the same command resumes it."""
+    """Train a model into RUN_DIR (--out); re-running the same command resumes it, a larger --epochs trains it longer."""
     import keras
 
     if backend is not None and backend != keras.backend.backend():
@@ -94,6 +97,7 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
                                    f"'keras-pixelcnn[{'jax' if backend == 'jax' else 'cpu'}]'")
         # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
+        quiet.stop_filter()  # the new program writes to the real stderr
         os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
 
     if num_processes < 1 or not 0 <= process_id < num_processes:
@@ -119,6 +123,7 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
             click.echo(f"Error: {error}", err=True)
             sys.exit(1)
     if history is None:
-        click.echo(f"{run_dir} is already complete ({config.epochs} epochs); evaluate it with `kpixel evaluate {run_dir}`")
+        click.echo(f"{run_dir} is already complete ({config.epochs} epochs); evaluate it with `kpixel evaluate {run_dir}`, "
+                   f"or train it longer with `kpixel fit --out {run_dir} --epochs N` (N > {config.epochs})")
     else:
         click.echo(f"Saved {os.path.join(run_dir, 'best.keras')}")

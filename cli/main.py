@@ -9,7 +9,7 @@ import functools
 import click
 
 from keras_pixelcnn._version import __version__
-from keras_pixelcnn.cli import quiet
+from keras_pixelcnn.cli import quiet, xla_cache
 from keras_pixelcnn.cli.architectures import architectures
 from keras_pixelcnn.cli.complete import complete
 from keras_pixelcnn.cli.evaluate import evaluate
@@ -33,8 +33,10 @@ def _after_tensorflow(callback):
 
     @functools.wraps(callback)
     def run(*args, **kwargs):
+        xla_cache.configure()  # before TensorFlow reads TF_XLA_FLAGS
         quiet.import_tensorflow()
-        return callback(*args, **kwargs)
+        with quiet.filtered_stderr():
+            return callback(*args, **kwargs)
 
     return run
 

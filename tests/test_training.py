@@ -115,6 +115,57 @@ def test_a_different_config_in_the_same_run_dir_is_refused(tmp_path):
         fit(TrainConfig(epochs=1, steps_per_epoch=1, learning_rate=0.5, **TINY), str(tmp_path), verbose=0)
 
 
+def test_a_finished_run_trained_longer_goes_on_as_a_longer_run_would(tmp_path):
+    """1 epoch, then `epochs=2` on the same run dir, ends at the weights of a straight 2-epoch run:
+    the second epoch starts from the first's weights, optimizer state (Adam's moments and step
+    count) and place in the shuffled stream. Fewer epochs than planned are refused."""
+    fit(TrainConfig(epochs=1, steps_per_epoch=3, **TINY), str(tmp_path), verbose=0)
+    longer = TrainConfig(epochs=2, steps_per_epoch=3, **TINY)
+    history = fit(longer, str(tmp_path), verbose=0)
+    assert len(history.history["loss"]) == 1 and _epochs(tmp_path) == [0, 1]
+    assert int(history.model.optimizer.iterations) == 6
+    assert json.loads((tmp_path / "config.json").read_text()) == longer.to_dict()
+    status = json.loads((tmp_path / "run.json").read_text())
+    assert status["completed"] and status["extended_at"] == [1]
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] in (1, 2)
+    assert fit(longer, str(tmp_path), verbose=0) is None  # complete again
+    with pytest.raises(ValueError, match=r"Expected epochs >= 2 .*Received: epochs=1"):
+        fit(TrainConfig(epochs=1, steps_per_epoch=3, **TINY), str(tmp_path), verbose=0)
+    fit(longer, str(tmp_path / "straight"), verbose=0)
+    for got, want in zip(load_run(str(tmp_path), "last")[1].get_weights(),
+                         load_run(str(tmp_path / "straight"), "last")[1].get_weights()):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_a_cosine_run_trained_longer_restarts_the_cycle(tmp_path, monkeypatch):
+    """Trained longer, a cosine run starts a new cycle at its peak rate and anneals to 0 over the
+    added epochs (a warm restart, `training/schedule.py`); the rates are checked against numpy."""
+    rates = []
+
+    def record(self, batch, logs=None):  # the rate the coming step uses
+        rates.append(float(self.model.optimizer.learning_rate))
+
+    monkeypatch.setattr(callbacks_lib.StopOnNaN, "on_train_batch_begin", record)
+    fit(TrainConfig(epochs=1, steps_per_epoch=3, lr_schedule="cosine", **TINY), str(tmp_path), verbose=0)
+    fit(TrainConfig(epochs=3, steps_per_epoch=3, lr_schedule="cosine", **TINY), str(tmp_path), verbose=0)
+    steps = np.arange(9)
+    want = np.where(steps < 3, 0.5e-3 * (1 + np.cos(np.pi * steps / 3)), 0.5e-3 * (1 + np.cos(np.pi * (steps - 3) / 6)))
+    np.testing.assert_allclose(rates, want, rtol=1e-6, atol=1e-12)
+    assert _epochs(tmp_path) == [0, 1, 2]
+
+
+def test_cosine_cycles_is_keras_cosine_decay_for_one_cycle():
+    from keras_pixelcnn.training.schedule import CosineCycles
+
+    ours, theirs = CosineCycles(3e-4, [0, 7]), keras.optimizers.schedules.CosineDecay(3e-4, 7)
+    for step in range(10):
+        assert float(ours(step)) == pytest.approx(float(theirs(step)), rel=1e-6, abs=1e-12)
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(CosineCycles(1.0, [0, 2, 6])))
+    assert [float(again(step)) for step in (0, 1, 2, 4, 6, 9)] == pytest.approx([1, 0.5, 1, 0.5, 0, 0], abs=1e-6)
+    with pytest.raises(ValueError, match="increasing from 0"):
+        CosineCycles(1.0, [0, 3, 3])
+
+
 def test_ema_checkpoints_hold_the_polyak_average_and_cosine_ends_at_zero(tmp_path, monkeypatch):
     momentum = 0.5
     config = TrainConfig(epochs=2, steps_per_epoch=3, ema_momentum=momentum, lr_schedule="cosine", **TINY)

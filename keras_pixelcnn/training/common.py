@@ -13,7 +13,8 @@ from keras_pixelcnn.likelihood import loss_and_metric
 from keras_pixelcnn.models import build_model
 from keras_pixelcnn.training.callbacks import (AtomicModelCheckpoint, BitsPerDimFromLoss, SampleGrid, StopOnNaN,
                                                TrainingDiverged)
-from keras_pixelcnn.training.run_dir import check_run_dir, load_model_file, prepare_run_dir, versions
+from keras_pixelcnn.training.run_dir import check_run_dir, extended_at, load_model_file, prepare_run_dir, versions
+from keras_pixelcnn.training.schedule import CosineCycles
 
 
 def split_sources(config):
@@ -42,6 +43,10 @@ def prepare(config, run_dir, replicas, write=True, lock=None):
     `run_dir.RunLock`) is taken just before the first write. `replicas` (devices the batch
     is split over) is recorded in `run.json`.
 
+    A run trained longer (more `config.epochs` than its config.json) records the epoch it
+    goes on from in `run.json`'s `extended_at`, where a cosine schedule restarts
+    (`training.schedule`).
+
     Returns:
         `(train, validation, image_shape, num_classes, status, initial_weights)`;
         `status` is None when the run is already complete; `initial_weights` are
@@ -66,14 +71,17 @@ def prepare(config, run_dir, replicas, write=True, lock=None):
     status = {"versions": versions(), "data": {"train": train.origin, "split": train.split,
               "examples": train.num_examples}, "image_shape": list(image_shape),
               "num_classes": num_classes, "replicas": replicas, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-              "completed": False}
+              "completed": False, "extended_at": extended_at(run_dir)}
     if write:
         if lock is not None:
             lock.acquire()
-        if prepare_run_dir(config, run_dir) and os.path.exists(status_path):
+        existing = prepare_run_dir(config, run_dir)
+        if existing is True and os.path.exists(status_path):
             with open(status_path) as handle:
                 if json.load(handle).get("completed"):
                     return train, validation, image_shape, num_classes, None, None
+        elif existing is not False:  # trained longer, from epoch `existing`
+            status["extended_at"] = sorted(set(status["extended_at"]) | {existing})
         write_json(status_path, status)
     return train, validation, image_shape, num_classes, status, initial_weights
 
@@ -83,18 +91,22 @@ def build(config, image_shape, num_classes):
                        **config.model_options)
 
 
-def compiled_model(config, image_shape, num_classes, total_steps, initial_weights=None, replicas=1):
+def compiled_model(config, image_shape, num_classes, total_steps, initial_weights=None, replicas=1,
+                   restarts=()):
     """The model, with `initial_weights` if given, compiled with Adam.
 
-    `total_steps` (epochs x steps per epoch) is the length of a cosine schedule;
-    `replicas`, the devices of the `tf.distribute` strategy (see `resolve_jit`).
+    `total_steps` (epochs x steps per epoch) is the length of a cosine schedule, and
+    `restarts` the steps where it starts a new cycle (a run trained longer, see
+    `training.schedule`); `replicas`, the devices of the `tf.distribute` strategy
+    (see `resolve_jit`).
     """
     model = build(config, image_shape, num_classes)
     if initial_weights is not None:
         model.set_weights(initial_weights)
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
-        learning_rate = keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
+        learning_rate = CosineCycles(config.learning_rate,
+                                     [0, *(step for step in restarts if 0 < step < total_steps), total_steps])
     optimizer = keras.optimizers.Adam(learning_rate, use_ema=config.ema_momentum is not None,
                                       ema_momentum=config.ema_momentum or 0.99)
     loss, _ = loss_and_metric(model)
@@ -157,9 +169,10 @@ def make_callbacks(config, run_dir, has_validation, num_classes, backup_dir, che
     """
     nan_stop = StopOnNaN()
     monitor = "val_bits_per_dim" if has_validation else "bits_per_dim"
-    # The backup sees the raw weights (it comes before the swap at the epoch's end);
+    # The backup is kept when the run ends, so that it can be trained longer with its optimizer
+    # state. The backup sees the raw weights (it comes before the swap at the epoch's end);
     # validation, checkpoints and sample grids see the averaged ones.
-    callbacks = [BitsPerDimFromLoss(), keras.callbacks.BackupAndRestore(backup_dir), nan_stop]
+    callbacks = [BitsPerDimFromLoss(), keras.callbacks.BackupAndRestore(backup_dir, delete_checkpoint=False), nan_stop]
     if config.ema_momentum is not None:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks.append(AtomicModelCheckpoint(checkpoint_dir or run_dir, monitor))

@@ -72,7 +72,8 @@ def fit(config, run_dir, verbose="auto", lock=None):
     # The steps Keras runs per epoch on this shard (the cosine schedule's length).
     steps = math.ceil(len(images) / (config.batch_size // processes))
     steps = min(steps, config.steps_per_epoch or steps)
-    model = compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights)
+    restarts = [epoch * steps for epoch in (status or {}).get("extended_at", [])]
+    model = compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights, restarts=restarts)
     x = [images, labels] if config.conditional else images
     validation_data = None
     if validation is not None:

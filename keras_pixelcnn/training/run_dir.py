@@ -40,37 +40,87 @@ def versions():
     return found
 
 
+def completed_epochs(backup_dir):
+    """Epochs a run has finished, as `keras.callbacks.BackupAndRestore` recorded them (0 for a new run)."""
+    path = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(path):
+        return 0
+    with open(path) as handle:
+        return int(json.load(handle)["epoch"])
+
+
+def _backup_dir(run_dir):
+    """The backup of process 0: `backup/` (TensorFlow) or `backup/process_0` (JAX)."""
+    backup = os.path.join(run_dir, "backup")
+    jax_backup = os.path.join(backup, "process_0")
+    return jax_backup if os.path.isdir(jax_backup) else backup
+
+
+def _run_status(run_dir):
+    try:
+        with open(os.path.join(run_dir, "run.json")) as handle:
+            status = json.load(handle)
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
 def check_run_dir(config, run_dir):
     """Check, writing nothing, that `run_dir` can hold the run `config`: a new directory that can be
-    made, or an existing run of the same config.
+    made, or an existing run of the same config, or of the same config with more `epochs` (trained
+    longer: it goes on from its last finished epoch).
 
     Returns:
-        True when `run_dir` holds that run already (a resume).
+        False for a new run; True when `run_dir` holds that run already (a resume); the epoch
+        count the run continues from when `config` extends it.
 
     Raises:
-        ValueError: a path that is not a directory, under a file or unwritable, or a run dir
-            made by another config.
+        ValueError: a path that is not a directory, under a file or unwritable, a run dir
+            made by another config, fewer epochs than the run's, or a finished run whose
+            training state is gone (made before runs kept it).
     """
     check_writable(run_dir, directory=True)
     path = os.path.join(run_dir, "config.json")
     if not os.path.exists(path):
         return False
     # Through TrainConfig, so that options added since the run began take their defaults.
-    saved = TrainConfig.from_file(path).to_dict()
-    if saved != config.to_dict():
-        changed = sorted(k for k in set(saved) | set(config.to_dict()) if saved.get(k) != config.to_dict().get(k))
+    saved, wanted = TrainConfig.from_file(path).to_dict(), config.to_dict()
+    changed = sorted(k for k in set(saved) | set(wanted) if k != "epochs" and saved.get(k) != wanted.get(k))
+    if changed:
         raise ValueError(f"{run_dir} holds a run with a different config (differs in {changed}); "
-                         "use another --out or the same options to resume")
-    return True
+                         "use another --out, or the same options to resume (only --epochs may grow)")
+    if wanted["epochs"] == saved["epochs"]:
+        return True
+    if wanted["epochs"] < saved["epochs"]:
+        raise ValueError(f"Expected epochs >= {saved['epochs']} for {run_dir}, which is planned for "
+                         f"{saved['epochs']} epochs (a run can be trained longer, not shorter). "
+                         f"Received: epochs={wanted['epochs']}")
+    done = completed_epochs(_backup_dir(run_dir))
+    if _run_status(run_dir).get("completed") and done < saved["epochs"]:
+        raise ValueError(f"{run_dir} finished before runs kept their training state (no backup/), so it cannot "
+                         f"go on with its optimizer state; start a new run from its weights: "
+                         f"kpixel fit --init-from {run_dir} --out NEW_RUN_DIR")
+    return done
+
+
+def extended_at(run_dir):
+    """The epochs after which `run_dir` was trained longer (run.json `extended_at`; see `training.schedule`)."""
+    epochs = _run_status(run_dir).get("extended_at", [])
+    return [int(epoch) for epoch in epochs] if isinstance(epochs, list) else []
 
 
 def prepare_run_dir(config, run_dir):
-    """Create the run dir or check that an existing one was made by the same config."""
-    if check_run_dir(config, run_dir):
-        return True
-    os.makedirs(run_dir, exist_ok=True)
-    write_json(os.path.join(run_dir, "config.json"), config.to_dict())
-    return False
+    """Create the run dir, or check an existing one (`check_run_dir`) and record a longer `epochs`.
+
+    Returns:
+        What `check_run_dir` returned.
+    """
+    existing = check_run_dir(config, run_dir)
+    if existing is False:
+        os.makedirs(run_dir, exist_ok=True)
+    if existing is not True:  # a new run, or one trained longer: config.json gets the epochs
+        write_json(os.path.join(run_dir, "config.json"), config.to_dict())
+    return existing
 
 
 class RunLock:

@@ -1,12 +1,12 @@
 """Training on the TensorFlow backend: `model.fit` under a `tf.distribute` strategy, resumable."""
 
-import json
 import os
 
 import keras
 
 from keras_pixelcnn.data.pipeline import make_dataset
 from keras_pixelcnn.training.common import compiled_model, finish, make_callbacks, prepare, resolve_jit
+from keras_pixelcnn.training.run_dir import completed_epochs
 
 
 def make_strategy(name, devices=None):
@@ -17,15 +17,6 @@ def make_strategy(name, devices=None):
     if name == "mirrored" or (name == "auto" and (len(gpus) > 1 or devices)):
         return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
     return tf.distribute.get_strategy()
-
-
-def completed_epochs(backup_dir):
-    """Epochs a resumed run has finished, as `keras.callbacks.BackupAndRestore` recorded them (0 for a new run)."""
-    path = os.path.join(backup_dir, "training_metadata.json")
-    if not os.path.exists(path):
-        return 0
-    with open(path) as handle:
-        return int(json.load(handle)["epoch"])
 
 
 def _set_precision(config):
@@ -56,7 +47,7 @@ def fit(config, run_dir, verbose="auto", lock=None):
     steps = config.steps_per_epoch or max(1, train.num_examples // config.batch_size)
     with strategy.scope():
         model = compiled_model(config, image_shape, num_classes, config.epochs * steps, initial_weights,
-                               strategy.num_replicas_in_sync)
+                               strategy.num_replicas_in_sync, [epoch * steps for epoch in status["extended_at"]])
     preprocessing = config.preprocessing()
     # Always repeat: the stateless shuffle then draws a new permutation per pass over the data.
     # A resumed run starts at the batch after the last finished epoch's, not at the first.
