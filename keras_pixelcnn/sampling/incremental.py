@@ -77,23 +77,34 @@ class Values:
     """The caches of one sampling run: a padded `(B, h + pad, w + pad, K)` tensor per tensor.
 
     Functional: `write_*` replace a cache; `Plan` threads `as_list()` through
-    the `tf.while_loop`s.
+    the `tf.while_loop`s. Inside an image row (`Plan.open_bands`), each
+    pixel-by-pixel tensor is a *band* instead: its rows from the highest one a
+    layer reads (`pad` top) down to the current row, `origins[key]` the padded
+    index of its first row. A pixel write then costs a band (a few rows), not the
+    cache: without XLA, and in TFLite, every write copies what it writes into.
     """
 
-    def __init__(self, plan, caches, globals_, current=None):
+    def __init__(self, plan, caches, globals_, current=None, origins=None):
         self.plan, self.caches, self.globals = plan, dict(caches), globals_
         self.current = dict(current or {})  # transient tensors at the current pixel
+        self.origins = origins or {}  # band keys -> padded row of the band's first row
+
+    def fork(self):
+        """A copy to write into (a branch of a `tf.cond`), sharing the tensors."""
+        return Values(self.plan, self.caches, self.globals, self.current, self.origins)
 
     def window(self, tensor, row, rows, col, cols, aux=None):
         """Rows `row .. row+rows-1`, columns `col .. col+cols-1` (zeros outside the image)."""
         if not tensor.cached:
             return self.current[tensor.key]
         top, _, left, _ = tensor.pad
-        cache = self.caches[(tensor.key, aux)]
+        key = (tensor.key, aux)
+        cache = self.caches[key]
         # Static sizes: a -1 size with a computed begin makes XLA pad the cache every step
         # (the batch is static under XLA; an exported graph with a free batch size takes -1).
         batch = -1 if cache.shape[0] is None else cache.shape[0]
-        return tf.slice(cache, tf.stack([0, row + top, col + left, 0]), [batch, rows, cols, cache.shape[3]])
+        begin = tf.stack([0, row + top - self.origins.get(key, 0), col + left, 0])
+        return tf.slice(cache, begin, [batch, rows, cols, cache.shape[3]])
 
     def at(self, tensor, row, col):
         if tensor.phase == "global":
@@ -106,13 +117,19 @@ class Values:
         return self.window(tensor, row, 1, 0, tensor.width)
 
     def write(self, tensor, row, col, value, aux=None):
-        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`."""
+        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`.
+
+        In a band only one pixel of the current row is written: `value` is `(B, 1, 1, K)`.
+        """
         if not tensor.cached:
             self.current[tensor.key] = value
             return
-        top, _, left, _ = tensor.pad
         key = (tensor.key, aux)
         cache = self.caches[key]
+        if key in self.origins:  # select the pixel: one pass over the band, no index arithmetic
+            self.caches[key] = tf.where(tf.gather(self.plan.band_masks[key], col), tf.cast(value, cache.dtype), cache)
+            return
+        top, _, left, _ = tensor.pad
         dynamic = tf.shape(value)
         batch, rows, cols = (dynamic[i] if value.shape[i] is None else value.shape[i] for i in range(3))
         # indices (B, rows, cols, 3) of [b, y, x] in the padded cache
@@ -122,14 +139,11 @@ class Values:
         self.caches[key] = tf.tensor_scatter_nd_update(cache, indices, tf.cast(value, cache.dtype))
 
     def write_channel(self, tensor, row, col, channel, value):
-        """Store `value` `(B,)` as feature `channel` of pixel `(row, col)`."""
-        top, _, left, _ = tensor.pad
+        """Store `value` `(B,)` as feature `channel` of pixel `(row, col)` of the current row (a band)."""
         key = (tensor.key, None)
-        batch = tf.shape(value)[0]
-        # indices (B, 4) of [b, y, x, channel]
-        position = tf.stack([row + top, col + left, channel])
-        indices = tf.concat([tf.range(batch)[:, None], tf.tile(position[None], (batch, 1))], axis=1)
-        self.caches[key] = tf.tensor_scatter_nd_update(self.caches[key], indices, value)
+        # (W, depth, Wp, C) bools -> (depth, Wp, C): the pixel's sub-pixel `channel`
+        mask = tf.gather(self.plan.band_masks[key][..., channel, :], col)
+        self.caches[key] = tf.where(mask, tf.reshape(value, (-1, 1, 1, 1)), self.caches[key])
 
 
 @dataclasses.dataclass
@@ -176,6 +190,7 @@ class Plan:
                               for c in range(channels)]
         self._schedule_rows()
         self._mark_transient()
+        self._plan_bands()
 
     def _add(self, keras_tensor, tensor):
         tensor.key = len(self.tensors)
@@ -230,6 +245,52 @@ class Plan:
                 if step.rule.reads_neighbours or step.output.phase == "row" or source.factor != step.output.factor:
                     source.cached = True
 
+    def _plan_bands(self):
+        """The caches written pixel by pixel, and where in their bands a pixel write lands.
+
+        `band_masks[key]`: bools `(w, depth, w + pad, 1)`, True at row `depth - 1` (the
+        current row), column `c + left`, for each column c (the image's: `(W, depth, W + pad, C, C)`,
+        one sub-pixel per channel).
+        """
+        self.by_key = {t.key: t for t in self.tensors.values()}
+        self.band_keys = [(self.image.key, None)] + [
+            key for key in self.cache_keys() if self.by_key[key[0]].phase == "pixel"]
+        self.band_masks = {}
+        for key in self.band_keys:
+            t = self.by_key[key[0]]
+            top, _, left, right = t.pad
+            channels = self.shape[2] if key == (self.image.key, None) else 1
+            mask = np.zeros((t.width, top + 1, t.width + left + right, channels, channels), bool)
+            for col in range(t.width):
+                mask[col, top, col + left] = np.eye(channels, dtype=bool)
+            self.band_masks[key] = mask if channels > 1 or key == (self.image.key, None) else mask[..., 0]
+
+    def open_bands(self, values, image_row):
+        """A `Values` for the pixels of image row `image_row`: bands of the pixel-by-pixel caches.
+
+        Each band holds a tensor's rows `r - top .. r` (r its current row, top its padding).
+        """
+        bands, origins = {}, {}
+        for key in self.band_keys:
+            t = self.by_key[key[0]]
+            cache = values.caches[key]
+            origins[key] = image_row // t.factor  # padded index of row r - top
+            batch = -1 if cache.shape[0] is None else cache.shape[0]
+            bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]),
+                                  [batch, t.pad[0] + 1, cache.shape[2], cache.shape[3]])
+        return Values(self, {**values.caches, **bands}, values.globals, values.current, origins)
+
+    def close_bands(self, values, bands, image_row):
+        """Write each band's current row back into its cache in `values` (one row copy per image row)."""
+        for key in self.band_keys:
+            t = self.by_key[key[0]]
+            row = bands.caches[key][:, t.pad[0]]  # (B, w + pad, K)
+            cache = values.caches[key]
+            batch = tf.shape(row)[0]
+            # indices (B, 2) of [b, padded row]
+            indices = tf.stack([tf.range(batch), tf.fill([batch], image_row // t.factor + t.pad[0])], axis=1)
+            values.caches[key] = tf.tensor_scatter_nd_update(cache, indices, row)
+
     def initial(self, batch, labels):
         """Zero caches and the label-only tensors, as a `Values`."""
         globals_ = {}
@@ -255,7 +316,7 @@ class Plan:
                 keys = [(step.output.key, None)] + [(step.output.key, name) for name in step.rule.aux]
 
                 def compute(row=row, step=step, keys=keys):
-                    trial = Values(self, values.caches, values.globals, values.current)
+                    trial = values.fork()
                     trial.write(step.output, row, 0, step.rule.row(trial, row))
                     return [trial.caches[key] for key in keys]
 
@@ -275,7 +336,7 @@ class Plan:
         cache = values.caches[(step.output.key, None)]
 
         def fresh():
-            trial = Values(self, values.caches, values.globals, values.current)
+            trial = values.fork()
             return tf.cast(step.rule.pixel(trial, row, col), cache.dtype)
 
         on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
@@ -294,7 +355,7 @@ class Plan:
                 (step.output.key, name) for name in step.rule.aux]
 
             def compute(step=step, keys=keys, factor=factor):
-                trial = Values(self, values.caches, values.globals, values.current)
+                trial = values.fork()
                 row, col = image_row // factor, image_col // factor
                 trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
                 values.current.update(trial.current)

@@ -262,23 +262,27 @@ def cached_loop(model, jit_compile=True):
         def row_body(row, caches):
             values = Values(plan, dict(zip(keys, caches)), start.globals)
             plan.rows(values, row)
+            opened = plan.open_bands(values, row)
 
-            def col_body(col, caches):
-                values = Values(plan, dict(zip(keys, caches)), start.globals)
-                params = plan.pixel(values, row, col)
+            def col_body(col, bands):
+                pixel = Values(plan, {**opened.caches, **dict(zip(plan.band_keys, bands))}, start.globals,
+                               origins=opened.origins)
+                params = plan.pixel(pixel, row, col)
                 for channel in range(channels):
                     if channel:  # only what reads the channel just drawn changes
-                        params = plan.pixel(values, row, col, plan.after_channel[channel - 1])
-                    previous = values.window(plan.image, row, 1, col, 1)[:, 0, 0]
+                        params = plan.pixel(pixel, row, col, plan.after_channel[channel - 1])
+                    previous = pixel.window(plan.image, row, 1, col, 1)[:, 0, 0]
                     value = _pick(distribution, params, channel, noise[:, row, col, channel], previous,
                                   known[:, row, col, channel], known_mask[:, row, col, channel],
                                   temperature, greedy)
-                    values.write_channel(plan.image, row, col, channel, value)
-                plan.pixel(values, row, col, plan.after_channel[channels - 1])
-                return col + 1, [values.caches[key] for key in keys]
+                    pixel.write_channel(plan.image, row, col, channel, value)
+                plan.pixel(pixel, row, col, plan.after_channel[channels - 1])
+                return col + 1, [pixel.caches[key] for key in plan.band_keys]
 
-            caches = [values.caches[key] for key in keys]
-            return row + 1, tf.while_loop(lambda col, _: col < width, col_body, (tf.constant(0), caches))[1]
+            bands = [opened.caches[key] for key in plan.band_keys]
+            bands = tf.while_loop(lambda col, _: col < width, col_body, (tf.constant(0), bands))[1]
+            plan.close_bands(values, Values(plan, dict(zip(plan.band_keys, bands)), start.globals), row)
+            return row + 1, [values.caches[key] for key in keys]
 
         caches = [start.caches[key] for key in keys]
         caches = tf.while_loop(lambda row, _: row < height, row_body, (tf.constant(0), caches))[1]
