@@ -41,6 +41,11 @@ from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
 
 
+def _coarse(index, factor):
+    """`index // factor`, without an op when the factor is 1 (the sampling loop runs it per pixel)."""
+    return index if factor == 1 else index // factor
+
+
 @dataclasses.dataclass
 class _Tensor:
     """What the plan knows of one tensor of the functional graph."""
@@ -88,6 +93,10 @@ class Values:
         self.plan, self.caches, self.globals = plan, dict(caches), globals_
         self.current = dict(current or {})  # transient tensors at the current pixel
         self.origins = origins or {}  # band keys -> padded row of the band's first row
+
+    def weights(self, rule):
+        """`rule.prepare()`'s tensors, made by `Plan.initial` before the sampling loops."""
+        return self.globals[("weights", rule.output.key)]
 
     def fork(self):
         """A copy to write into (a branch of a `tf.cond`), sharing the tensors."""
@@ -139,11 +148,19 @@ class Values:
         self.caches[key] = tf.tensor_scatter_nd_update(cache, indices, tf.cast(value, cache.dtype))
 
     def write_channel(self, tensor, row, col, channel, value):
-        """Store `value` `(B,)` as feature `channel` of pixel `(row, col)` of the current row (a band)."""
+        """Store `value` `(B,)` as feature `channel` of pixel `(row, col)`."""
+        top, _, left, _ = tensor.pad
         key = (tensor.key, None)
-        # (W, depth, Wp, C) bools -> (depth, Wp, C): the pixel's sub-pixel `channel`
-        mask = tf.gather(self.plan.band_masks[key][..., channel, :], col)
-        self.caches[key] = tf.where(mask, tf.reshape(value, (-1, 1, 1, 1)), self.caches[key])
+        if key in self.origins:
+            # (w, depth, w + pad, C) bools -> (depth, w + pad, C): sub-pixel `channel` of the pixel
+            mask = tf.gather(self.plan.band_masks[key][..., channel, :], col)
+            self.caches[key] = tf.where(mask, tf.reshape(value, (-1, 1, 1, 1)), self.caches[key])
+            return
+        batch = tf.shape(value)[0]
+        # indices (B, 4) of [b, y, x, channel]
+        position = tf.stack([row + top, col + left, channel])
+        indices = tf.concat([tf.range(batch)[:, None], tf.tile(position[None], (batch, 1))], axis=1)
+        self.caches[key] = tf.tensor_scatter_nd_update(self.caches[key], indices, value)
 
 
 @dataclasses.dataclass
@@ -265,16 +282,19 @@ class Plan:
                 mask[col, top, col + left] = np.eye(channels, dtype=bool)
             self.band_masks[key] = mask if channels > 1 or key == (self.image.key, None) else mask[..., 0]
 
-    def open_bands(self, values, image_row):
+    def open_bands(self, values, image_row, banded=True):
         """A `Values` for the pixels of image row `image_row`: bands of the pixel-by-pixel caches.
 
         Each band holds a tensor's rows `r - top .. r` (r its current row, top its padding).
+        `banded=False` keeps whole caches (XLA writes them in place).
         """
+        if not banded:
+            return values.fork()
         bands, origins = {}, {}
         for key in self.band_keys:
             t = self.by_key[key[0]]
             cache = values.caches[key]
-            origins[key] = image_row // t.factor  # padded index of row r - top
+            origins[key] = _coarse(image_row, t.factor)  # padded index of row r - top
             batch = -1 if cache.shape[0] is None else cache.shape[0]
             bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]),
                                   [batch, t.pad[0] + 1, cache.shape[2], cache.shape[3]])
@@ -283,12 +303,15 @@ class Plan:
     def close_bands(self, values, bands, image_row):
         """Write each band's current row back into its cache in `values` (one row copy per image row)."""
         for key in self.band_keys:
+            if key not in bands.origins:  # a whole cache (`open_bands(banded=False)`)
+                values.caches[key] = bands.caches[key]
+                continue
             t = self.by_key[key[0]]
             row = bands.caches[key][:, t.pad[0]]  # (B, w + pad, K)
             cache = values.caches[key]
             batch = tf.shape(row)[0]
             # indices (B, 2) of [b, padded row]
-            indices = tf.stack([tf.range(batch), tf.fill([batch], image_row // t.factor + t.pad[0])], axis=1)
+            indices = tf.stack([tf.range(batch), tf.fill([batch], _coarse(image_row, t.factor) + t.pad[0])], axis=1)
             values.caches[key] = tf.tensor_scatter_nd_update(cache, indices, row)
 
     def initial(self, batch, labels):
@@ -299,6 +322,8 @@ class Plan:
         for layer, inputs, output, many in self.global_layers:
             args = [globals_[t.key] for t in inputs]
             globals_[output.key] = layer(args if many else args[0])
+        for step in self.pixel_steps + self.row_steps:
+            globals_[("weights", step.output.key)] = step.rule.prepare()
         by_key = {t.key: t for t in self.tensors.values()}
         caches = {}
         for key, aux in self.cache_keys():
@@ -332,7 +357,7 @@ class Plan:
         PixelCNN++ at batch 16 on CPU).
         """
         factor = step.output.factor
-        row, col = image_row // factor, image_col // factor
+        row, col = _coarse(image_row, factor), _coarse(image_col, factor)
         cache = values.caches[(step.output.key, None)]
 
         def fresh():
@@ -356,7 +381,7 @@ class Plan:
 
             def compute(step=step, keys=keys, factor=factor):
                 trial = values.fork()
-                row, col = image_row // factor, image_col // factor
+                row, col = _coarse(image_row, factor), _coarse(image_col, factor)
                 trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
                 values.current.update(trial.current)
                 return [trial.caches[key] for key in keys]

@@ -46,11 +46,18 @@ def _taps(layer):
     return [(dy - kh // 2, dx - kw // 2) for dy, dx in zip(*np.nonzero(used))]
 
 
-def _finish(layer, y):
+def _finish(layer, y, weights):
     """A convolution layer's bias and activation on its pre-activation `y`."""
     if layer.use_bias:
-        y = y + layer.bias
+        y = y + weights["bias"]
     return layer.activation(y)
+
+
+def _read(layer, **tensors):
+    """`tensors` and the layer's bias (when it has one), read once before the sampling loops."""
+    if getattr(layer, "use_bias", True) and getattr(layer, "bias", None) is not None:
+        tensors["bias"] = layer.bias
+    return {name: tf.convert_to_tensor(tensor) for name, tensor in tensors.items()}
 
 
 class _Rule:
@@ -77,6 +84,14 @@ class _Rule:
 
     def output_channels(self):
         return next(t.current.shape[1] for t in self.inputs if t.current is not None)
+
+    def prepare(self):
+        """Tensors made from the weights (masked kernels, reshaped) that every step reads.
+
+        Computed once, before the sampling loops, rather than once per pixel:
+        `Values.weights(rule)` gives them to `pixel` and `row`.
+        """
+        return {}
 
     def pixel(self, values, row, col):
         raise NotCacheable(f"Layer {self.layer.name!r} has no per-pixel rule")
@@ -128,21 +143,27 @@ class _Pointwise(_Rule):
             return np.logical_or.reduce(flags)
         return super().reads_current()
 
-    def _call(self, args):
+    def prepare(self):
+        layer = self.layer
+        if not isinstance(layer, keras.layers.Conv2D):
+            return {}
+        kernel = layer.masked_kernel() if isinstance(layer, MaskedConv2D) else layer.kernel
+        return _read(layer, kernel=kernel[0, 0])
+
+    def _call(self, args, weights):
         layer = self.layer
         if isinstance(layer, keras.layers.Dropout):
             return args[0]
         if isinstance(layer, keras.layers.Conv2D):  # 1x1: a matmul (oneDNN's Conv2D costs ~50 us on one pixel)
-            kernel = layer.masked_kernel() if isinstance(layer, MaskedConv2D) else layer.kernel
             # (B, h, w, in) x (in, F) -> (B, h, w, F)
-            return _finish(layer, tf.tensordot(args[0], kernel[0, 0], axes=1))
+            return _finish(layer, tf.tensordot(args[0], weights["kernel"], axes=1), weights)
         return layer(args if self.many else args[0])
 
     def pixel(self, values, row, col):
-        return self._call([values.at(t, row, col) for t in self.inputs])
+        return self._call([values.at(t, row, col) for t in self.inputs], values.weights(self))
 
     def row(self, values, row):
-        return self._call([values.row(t, row) for t in self.inputs])
+        return self._call([values.row(t, row) for t in self.inputs], values.weights(self))
 
 
 class _Conv(_Rule):
@@ -174,23 +195,22 @@ class _Conv(_Rule):
             return np.zeros((self.output.depth, self.output_channels()), bool)
         return _centre_reads(self.layer, flags)
 
-    def _kernel(self):
+    def prepare(self):
         kh = self.layer.kernel_size[0]
         # (kh, kw, in, F) -> rows top..bottom actually used
-        return self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
-
-    def _finish(self, y):
-        return _finish(self.layer, y)
+        kernel = self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
+        # (rows, kw, in, F) -> (rows * kw * in, F)
+        return _read(self.layer, kernel=kernel, matrix=tf.reshape(kernel, (-1, kernel.shape[-1])))
 
     def pixel(self, values, row, col):
         stride = self.layer.strides[0]
         kw = self.layer.kernel_size[1]
         rows = self.bottom - self.top + 1
         window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
-        kernel = self._kernel()
-        # (B, rows, kw, in) x (rows, kw, in, F) -> (B, F) -> (B, 1, 1, F)
-        y = tf.tensordot(window, kernel, axes=3)
-        return self._finish(y)[:, None, None, :]
+        weights = values.weights(self)
+        # (B, rows, kw, in) -> (B, rows * kw * in) x (rows * kw * in, F) -> (B, F) -> (B, 1, 1, F)
+        y = tf.matmul(tf.reshape(window, (-1, weights["matrix"].shape[0])), weights["matrix"])
+        return _finish(self.layer, y, weights)[:, None, None, :]
 
     def row(self, values, row):
         stride = self.layer.strides[0]
@@ -199,8 +219,9 @@ class _Conv(_Rule):
         rows = self.bottom - self.top + 1
         slab = values.window(source, stride * row + self.top, rows, -(kw // 2), source.width + 2 * (kw // 2))
         # (B, rows, W + kw - 1, in) -> (B, 1, ceil(W / s), F)
-        y = tf.nn.conv2d(slab, self._kernel(), strides=(1, 1, stride, 1), padding="VALID")
-        return self._finish(y)
+        weights = values.weights(self)
+        y = tf.nn.conv2d(slab, weights["kernel"], strides=(1, 1, stride, 1), padding="VALID")
+        return _finish(self.layer, y, weights)
 
 
 class _ShiftDown(_Rule):
@@ -252,22 +273,24 @@ class _UpSample(_Rule):
         else:
             out.phase = "pixel"
 
-    def _finish(self, y):
-        return _finish(self.layer, y)
+    def prepare(self):
+        return _read(self.layer, kernel=self.layer.kernel)
 
     def pixel(self, values, row, col):
+        weights = values.weights(self)
         x = values.at(self.inputs[0], row // 2, col // 2)[:, 0, 0]
         # kernel (2, 2, F, in): tap (row % 2, col % 2)
-        kernel = tf.gather_nd(self.layer.kernel, tf.stack([row % 2, col % 2])[None])[0]
-        return self._finish(tf.linalg.matvec(kernel, x))[:, None, None, :]
+        kernel = tf.gather_nd(weights["kernel"], tf.stack([row % 2, col % 2])[None])[0]
+        return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)[:, None, None, :]
 
     def row(self, values, row):
+        weights = values.weights(self)
         x = values.row(self.inputs[0], row // 2)[:, 0]
-        kernel = tf.gather(self.layer.kernel, row % 2)
+        kernel = tf.gather(weights["kernel"], row % 2)
         # (B, W, in) x (2, F, in) -> (B, W, 2, F) -> (B, 1, 2W, F)
         y = tf.einsum("bwi,qfi->bwqf", x, kernel)
         y = tf.reshape(y, (tf.shape(y)[0], 1, -1, self.layer.filters))
-        return self._finish(y)
+        return _finish(self.layer, y, weights)
 
 
 class _RowLSTM(_Rule):
@@ -289,13 +312,18 @@ class _RowLSTM(_Rule):
         # gate channels 4k .. 4k + 3 make feature k
         return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
 
+    def prepare(self):
+        # (k, F, 4F) -> (k * F, 4F)
+        return _read(self.layer, state=tf.reshape(self.layer.state_kernel, (-1, self.layer.state_kernel.shape[-1])))
+
     def pixel(self, values, row, col):
         layer = self.layer
+        weights = values.weights(self)
         half = layer.kernel_size // 2
         above = values.window(self.output, row - 1, 1, col - half, layer.kernel_size)
-        # (B, 1, k, F) x (k, F, 4F) -> (B, 4F)
-        state = tf.tensordot(above[:, 0], layer.state_kernel, axes=2)
-        gates = values.at(self.inputs[0], row, col)[:, 0, 0] + state + layer.bias
+        # (B, 1, k, F) -> (B, k * F) x (k * F, 4F) -> (B, 4F)
+        state = tf.matmul(tf.reshape(above, (-1, weights["state"].shape[0])), weights["state"])
+        gates = values.at(self.inputs[0], row, col)[:, 0, 0] + state + weights["bias"]
         cell_above = values.window(self.output, row - 1, 1, col, 1, aux="cell")[:, 0, 0]
         h, cell = lstm_cell(gates, cell_above)
         values.write(self.output, row, col, cell[:, None, None], aux="cell")
@@ -324,26 +352,29 @@ class _DiagonalLSTM(_Rule):
     def reads_current(self):
         return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
 
+    def prepare(self):
+        return _read(self.layer, up=self.layer.up_kernel, side=self.layer.side_kernel)
+
     def pixel(self, values, row, col):
-        layer = self.layer
+        weights = values.weights(self)
         up = values.window(self.output, row - 1, 1, col, 1)[:, 0, 0]
         left = values.window(self.output, row, 1, col - 1, 1)[:, 0, 0]
-        gates = (values.at(self.inputs[0], row, col)[:, 0, 0] + tf.matmul(up, layer.up_kernel)
-                 + tf.matmul(left, layer.side_kernel) + layer.bias)
+        gates = (values.at(self.inputs[0], row, col)[:, 0, 0] + tf.matmul(up, weights["up"])
+                 + tf.matmul(left, weights["side"]) + weights["bias"])
         h, cell = lstm_cell(gates, values.window(self.output, row, 1, col - 1, 1, aux="cell")[:, 0, 0])
         values.write(self.output, row, col, cell[:, None, None], aux="cell")
         return h[:, None, None]
 
     def row(self, values, row):
-        layer = self.layer
+        weights = values.weights(self)
         # (B, 1, W, F) @ (F, 4F) + (B, 1, W, 4F) -> (B, W, 4F): all but the in-row term
         above = values.window(self.output, row - 1, 1, 0, self.output.width)[:, 0]
-        gates = values.row(self.inputs[0], row)[:, 0] + tf.einsum("bwf,fg->bwg", above, layer.up_kernel) + layer.bias
+        gates = values.row(self.inputs[0], row)[:, 0] + tf.einsum("bwf,fg->bwg", above, weights["up"]) + weights["bias"]
         h = tf.zeros_like(above[:, 0])
         cell = tf.zeros_like(h)
         outputs = []
         for col in reversed(range(self.output.width)):  # right to left: (r, j) reads (r, j + 1)
-            h, cell = lstm_cell(gates[:, col] + tf.matmul(h, layer.side_kernel), cell)
+            h, cell = lstm_cell(gates[:, col] + tf.matmul(h, weights["side"]), cell)
             outputs.append(h)
         # W x (B, F) -> (B, 1, W, F), left to right
         return tf.stack(outputs[::-1], axis=1)[:, None]
