@@ -201,6 +201,8 @@ class Plan:
         self.by_key = {t.key: t for t in self.tensors.values()}
         self.band_keys = [(self.image.key, None)] + [
             key for key in self.cache_keys() if self.by_key[key[0]].phase == "pixel"]
+        # Row-phase caches: pixel steps read them only at their own current row (pointwise).
+        self.row_keys = [key for key in self.cache_keys() if self.by_key[key[0]].phase == "row"]
         self.band_masks = {}
         for key in self.band_keys:
             t = self.by_key[key[0]]
@@ -214,20 +216,24 @@ class Plan:
     def open_bands(self, values, image_row, banded=True):
         """A `Values` for the pixels of image row `image_row`: bands of the pixel-by-pixel caches.
 
-        Each band holds a tensor's rows `r - top .. r` (r its current row, top its padding).
+        Each band holds a tensor's rows `r - top .. r` (r its current row, top its padding);
+        a row-phase cache, which pixel steps only read, its row r. Only bands enter the column
+        loop: TFLite's WHILE copies every loop input at every step, invariant or not.
         `banded=False` keeps whole caches (XLA writes them in place).
         """
         if not banded:
             return values.fork()
         bands, origins = {}, {}
-        for key in self.band_keys:
+        for key in self.band_keys + self.row_keys:
             t = self.by_key[key[0]]
             cache = values.caches[key]
-            origins[key] = _coarse(image_row, t.factor)  # padded index of row r - top
+            row = _coarse(image_row, t.factor)
+            # padded index of the band's first row: r - top, or r for a row-phase cache
+            written = t.phase == "pixel" or t is self.image
+            origins[key], rows = (row, t.pad[0] + 1) if written else (row + t.pad[0], 1)
             batch = -1 if cache.shape[0] is None else cache.shape[0]
-            bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]),
-                                  [batch, t.pad[0] + 1, cache.shape[2], cache.shape[3]])
-        return Values(self, {**values.caches, **bands}, values.globals, values.current, origins)
+            bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]), [batch, rows, cache.shape[2], cache.shape[3]])
+        return Values(self, bands, values.globals, values.current, origins)
 
     def close_bands(self, values, bands, image_row):
         """Write each band's current row back into its cache in `values` (one row copy per image row)."""
