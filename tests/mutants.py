@@ -46,7 +46,7 @@ MUTANTS = [
     ("band_closes_with_its_top_row", "keras_pixelcnn/sampling/incremental.py",
      "row = bands.caches[key][:, t.pad[0]]", "row = bands.caches[key][:, 0]", [BANDED]),
     ("band_opens_a_row_low", "keras_pixelcnn/sampling/incremental.py",
-     "origins[key] = _coarse(image_row, t.factor)  #", "origins[key] = _coarse(image_row + 1, t.factor)  #", [BANDED]),
+     "            row = _coarse(image_row, t.factor)\n", "            row = _coarse(image_row + 1, t.factor)\n", [BANDED]),
     ("steps_of_other_schedules_share_a_cond", "keras_pixelcnn/sampling/incremental.py",
      "if runs and k is not None and key(runs[-1][-1]) == k:", "if runs and k is not None:", [BANDED]),
     ("row_steps_run_without_their_cond", "keras_pixelcnn/sampling/incremental.py",
