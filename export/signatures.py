@@ -54,13 +54,31 @@ class ServingGraphs:
         self.shape = tuple(model.inputs[0].shape[1:])  # (H, W, C)
         self.num_classes = model_num_classes(model)
         self.distribution = distribution_of(model)
-        loop = cached_loop(model, jit_compile=jit_compile)
-        # Without XLA, inline the loop's Python function: one graph, nothing nested to convert.
-        self._loop = loop if jit_compile else loop.python_function
+        self._loop = self._shared_loop(cached_loop(model, jit_compile=jit_compile).python_function, jit_compile)
 
     @property
     def conditional(self):
         return self.num_classes is not None
+
+    def _shared_loop(self, run, jit_compile):
+        """The sampling loop as one `tf.function` of fixed signature, which every signature calls.
+
+        It is traced once, however many signatures sample and however often ExportArchive
+        traces them (twice each), and the SavedModel holds it once: tracing the loop was most
+        of an export's time.
+        """
+        batch = (self.batch_size,)
+        specs = [tf.TensorSpec(batch + self.shape + (NOISE_SIZE,), tf.float32, name="noise"),
+                 tf.TensorSpec(batch + self.shape, tf.int32, name="known"),
+                 tf.TensorSpec(batch + self.shape, tf.bool, name="known_mask"),
+                 tf.TensorSpec(batch + (1,), tf.float32, name="temperature")]
+        if self.conditional:
+            specs.append(tf.TensorSpec(batch, tf.int32, name="label"))
+
+        def loop(noise, known, known_mask, temperature, label=None):
+            return run(noise, known, known_mask, label, temperature)
+
+        return tf.function(loop, input_signature=specs, autograph=False, jit_compile=jit_compile)
 
     # ------------------------------------------------------------------ specs
     def _specs(self, *names):
@@ -138,11 +156,12 @@ class ServingGraphs:
         seed = self._check_seed(seed)
         label = self._check_label(label)
         if temperature is None:
-            temperature = tf.constant(1.0)
+            temperature = tf.ones_like(seed, tf.float32)
         else:
-            temperature = self._check_temperature(temperature)[:, None]  # (B,) -> (B, 1)
+            temperature = self._check_temperature(temperature)
         noise = uniform_noise(seed, tf.zeros_like(seed), self.shape + (NOISE_SIZE,))
-        images = self._loop(noise, known, known_mask, label, temperature)
+        # temperature (B,) -> (B, 1)
+        images = self._loop(noise, known, known_mask, temperature[:, None], *([] if label is None else [label]))
         return {"images": tf.cast(images, tf.uint8)}
 
     def _log_prob(self, images, label=None):

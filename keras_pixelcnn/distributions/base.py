@@ -30,7 +30,7 @@ class Distribution:
 
     name = None
 
-    def sample_channel(self, pixel_params, channel, noise, previous=None, temperature=1.0, greedy=False):
+    def sample_channel(self, pixel_params, channel, noise, previous=None, temperature=1.0, greedy=False, gumbel=None):
         """Draw channel `channel` of one pixel from its exact conditional.
 
         Args:
@@ -41,19 +41,25 @@ class Distribution:
                 `channel` are read).
             temperature: softmax temperature > 0.
             greedy: take the most likely value instead.
+            gumbel: `gumbel_noise(noise)`, when computed already.
 
         Returns:
             int32 `(B,)` values in [0, 255].
         """
         return sample_from_log_probs(self.channel_log_probs(pixel_params, channel, previous),
-                                     noise, temperature, greedy)
+                                     noise, temperature, greedy, gumbel)
 
     def portable_log_prob(self, params, images):
         """`log_prob` written with ops every exporter supports (TFLite builtins); the same values."""
         return self.log_prob(params, images)
 
 
-def sample_from_log_probs(log_probs, noise, temperature=1.0, greedy=False):
+def gumbel_noise(noise):
+    """Gumbel noise `-log(-log(u))` of uniforms `u` in (0, 1): what `sample_from_log_probs` adds."""
+    return -ops.log(-ops.log(noise))
+
+
+def sample_from_log_probs(log_probs, noise, temperature=1.0, greedy=False, gumbel=None):
     """Draw one value per row of `log_probs` by the Gumbel-max trick.
 
     `argmax(log_p / T + g)` with `g = -log(-log(u))` is a draw from
@@ -67,12 +73,15 @@ def sample_from_log_probs(log_probs, noise, temperature=1.0, greedy=False):
         noise: uniform `(B, 256)` in (0, 1).
         temperature: softmax temperature > 0.
         greedy: take the most likely value instead.
+        gumbel: `gumbel_noise(noise)` when computed already (then `noise` is not read):
+            the cached sampler transforms all of an image's noise at once, before its loop.
 
     Returns:
         int32 `(B,)` values in [0, 255].
     """
     if not greedy:
-        gumbel = -ops.log(-ops.log(ops.cast(noise, log_probs.dtype)))
+        if gumbel is None:
+            gumbel = gumbel_noise(ops.cast(noise, log_probs.dtype))
         log_probs = log_probs / ops.cast(temperature, log_probs.dtype) + gumbel
     # top_k rather than argmax: Keras' TF argmax adds a sign-bit test (a bitwise op) that TFLite
     # has no builtin for. Both return the first index of the maximum.

@@ -36,9 +36,28 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import keras_pixelcnn.sampling.recurrent_rules  # noqa: F401  (registers the LSTM rules)
 from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
+from keras_pixelcnn.sampling.values import Values
 
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
+
+
+def _coarse(index, factor):
+    """`index // factor`, without an op when the factor is 1 (the sampling loop runs it per pixel)."""
+    return index if factor == 1 else index // factor
+
+
+def _runs(items, key):
+    """Maximal runs of consecutive `items` with the same `key(item)`; an item whose key is None runs alone."""
+    runs = []
+    for item in items:
+        k = key(item)
+        if runs and k is not None and key(runs[-1][-1]) == k:
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
 
 
 @dataclasses.dataclass
@@ -71,65 +90,6 @@ class _Tensor:
     def need_pad(self, top=0, bottom=0, left=0, right=0):
         self.pad = [max(p, q) for p, q in zip(self.pad, (top, bottom, left, right))]
 
-
-
-class Values:
-    """The caches of one sampling run: a padded `(B, h + pad, w + pad, K)` tensor per tensor.
-
-    Functional: `write_*` replace a cache; `Plan` threads `as_list()` through
-    the `tf.while_loop`s.
-    """
-
-    def __init__(self, plan, caches, globals_, current=None):
-        self.plan, self.caches, self.globals = plan, dict(caches), globals_
-        self.current = dict(current or {})  # transient tensors at the current pixel
-
-    def window(self, tensor, row, rows, col, cols, aux=None):
-        """Rows `row .. row+rows-1`, columns `col .. col+cols-1` (zeros outside the image)."""
-        if not tensor.cached:
-            return self.current[tensor.key]
-        top, _, left, _ = tensor.pad
-        cache = self.caches[(tensor.key, aux)]
-        # Static sizes: a -1 size with a computed begin makes XLA pad the cache every step
-        # (the batch is static under XLA; an exported graph with a free batch size takes -1).
-        batch = -1 if cache.shape[0] is None else cache.shape[0]
-        return tf.slice(cache, tf.stack([0, row + top, col + left, 0]), [batch, rows, cols, cache.shape[3]])
-
-    def at(self, tensor, row, col):
-        if tensor.phase == "global":
-            return self.globals[tensor.key]
-        return self.window(tensor, row, 1, col, 1)
-
-    def row(self, tensor, row):
-        if tensor.phase == "global":
-            return self.globals[tensor.key]
-        return self.window(tensor, row, 1, 0, tensor.width)
-
-    def write(self, tensor, row, col, value, aux=None):
-        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`."""
-        if not tensor.cached:
-            self.current[tensor.key] = value
-            return
-        top, _, left, _ = tensor.pad
-        key = (tensor.key, aux)
-        cache = self.caches[key]
-        dynamic = tf.shape(value)
-        batch, rows, cols = (dynamic[i] if value.shape[i] is None else value.shape[i] for i in range(3))
-        # indices (B, rows, cols, 3) of [b, y, x] in the padded cache
-        b, y, x = tf.meshgrid(tf.range(batch), tf.range(rows) + row + top, tf.range(cols) + col + left,
-                              indexing="ij")
-        indices = tf.stack([b, y, x], axis=-1)
-        self.caches[key] = tf.tensor_scatter_nd_update(cache, indices, tf.cast(value, cache.dtype))
-
-    def write_channel(self, tensor, row, col, channel, value):
-        """Store `value` `(B,)` as feature `channel` of pixel `(row, col)`."""
-        top, _, left, _ = tensor.pad
-        key = (tensor.key, None)
-        batch = tf.shape(value)[0]
-        # indices (B, 4) of [b, y, x, channel]
-        position = tf.stack([row + top, col + left, channel])
-        indices = tf.concat([tf.range(batch)[:, None], tf.tile(position[None], (batch, 1))], axis=1)
-        self.caches[key] = tf.tensor_scatter_nd_update(self.caches[key], indices, value)
 
 
 @dataclasses.dataclass
@@ -176,6 +136,7 @@ class Plan:
                               for c in range(channels)]
         self._schedule_rows()
         self._mark_transient()
+        self._plan_bands()
 
     def _add(self, keras_tensor, tensor):
         tensor.key = len(self.tensors)
@@ -230,6 +191,64 @@ class Plan:
                 if step.rule.reads_neighbours or step.output.phase == "row" or source.factor != step.output.factor:
                     source.cached = True
 
+    def _plan_bands(self):
+        """The caches written pixel by pixel, and where in their bands a pixel write lands.
+
+        `band_masks[key]`: bools `(w, depth, w + pad, 1)`, True at row `depth - 1` (the
+        current row), column `c + left`, for each column c (the image's: `(W, depth, W + pad, C, C)`,
+        one sub-pixel per channel).
+        """
+        self.by_key = {t.key: t for t in self.tensors.values()}
+        self.band_keys = [(self.image.key, None)] + [
+            key for key in self.cache_keys() if self.by_key[key[0]].phase == "pixel"]
+        # Row-phase caches: pixel steps read them only at their own current row (pointwise).
+        self.row_keys = [key for key in self.cache_keys() if self.by_key[key[0]].phase == "row"]
+        self.band_masks = {}
+        for key in self.band_keys:
+            t = self.by_key[key[0]]
+            top, _, left, right = t.pad
+            channels = self.shape[2] if key == (self.image.key, None) else 1
+            mask = np.zeros((t.width, top + 1, t.width + left + right, channels, channels), bool)
+            for col in range(t.width):
+                mask[col, top, col + left] = np.eye(channels, dtype=bool)
+            self.band_masks[key] = mask if channels > 1 or key == (self.image.key, None) else mask[..., 0]
+
+    def open_bands(self, values, image_row, banded=True):
+        """A `Values` for the pixels of image row `image_row`: bands of the pixel-by-pixel caches.
+
+        Each band holds a tensor's rows `r - top .. r` (r its current row, top its padding);
+        a row-phase cache, which pixel steps only read, its row r. Only bands enter the column
+        loop: TFLite's WHILE copies every loop input at every step, invariant or not.
+        `banded=False` keeps whole caches (XLA writes them in place).
+        """
+        if not banded:
+            return values.fork()
+        bands, origins = {}, {}
+        for key in self.band_keys + self.row_keys:
+            t = self.by_key[key[0]]
+            cache = values.caches[key]
+            row = _coarse(image_row, t.factor)
+            # padded index of the band's first row: r - top, or r for a row-phase cache
+            written = t.phase == "pixel" or t is self.image
+            origins[key], rows = (row, t.pad[0] + 1) if written else (row + t.pad[0], 1)
+            batch = -1 if cache.shape[0] is None else cache.shape[0]
+            bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]), [batch, rows, cache.shape[2], cache.shape[3]])
+        return Values(self, bands, values.globals, values.current, origins)
+
+    def close_bands(self, values, bands, image_row):
+        """Write each band's current row back into its cache in `values` (one row copy per image row)."""
+        for key in self.band_keys:
+            if key not in bands.origins:  # a whole cache (`open_bands(banded=False)`)
+                values.caches[key] = bands.caches[key]
+                continue
+            t = self.by_key[key[0]]
+            row = bands.caches[key][:, t.pad[0]]  # (B, w + pad, K)
+            cache = values.caches[key]
+            batch = tf.shape(row)[0]
+            # indices (B, 2) of [b, padded row]
+            indices = tf.stack([tf.range(batch), tf.fill([batch], _coarse(image_row, t.factor) + t.pad[0])], axis=1)
+            values.caches[key] = tf.tensor_scatter_nd_update(cache, indices, row)
+
     def initial(self, batch, labels):
         """Zero caches and the label-only tensors, as a `Values`."""
         globals_ = {}
@@ -238,6 +257,8 @@ class Plan:
         for layer, inputs, output, many in self.global_layers:
             args = [globals_[t.key] for t in inputs]
             globals_[output.key] = layer(args if many else args[0])
+        for step in self.pixel_steps + self.row_steps:
+            globals_[("weights", step.output.key)] = step.rule.prepare()
         by_key = {t.key: t for t in self.tensors.values()}
         caches = {}
         for key, aux in self.cache_keys():
@@ -248,39 +269,53 @@ class Plan:
         return Values(self, caches, globals_)
 
     def rows(self, values, image_row):
-        """Compute every row-phase row that becomes final at the start of `image_row`."""
-        for step in self.row_steps:
-            for k in range(step.most):
-                row = tf.gather(step.first, image_row) + k
-                keys = [(step.output.key, None)] + [(step.output.key, name) for name in step.rule.aux]
+        """Compute every row-phase row that becomes final at the start of `image_row`.
 
-                def compute(row=row, step=step, keys=keys):
-                    trial = Values(self, values.caches, values.globals, values.current)
-                    trial.write(step.output, row, 0, step.rule.row(trial, row))
+        Consecutive steps with the same schedule share one `tf.cond`, and a schedule that
+        finalises a row at every image row needs none: a cond per layer made PixelCNN++'s
+        graph ~500 conds (1,000 functions), slow to trace, save, load and convert.
+        """
+        for run in _runs(self.row_steps, lambda step: (step.most, step.first.tobytes(), step.stop.tobytes())):
+            first, stop = run[0].first, run[0].stop
+            for k in range(run[0].most):
+                row = tf.gather(first, image_row) + k
+                keys = [key for step in run for key in [(step.output.key, None)] + [
+                    (step.output.key, name) for name in step.rule.aux]]
+
+                def compute(row=row, run=run, keys=keys):
+                    trial = values.fork()
+                    for step in run:
+                        trial.write(step.output, row, 0, step.rule.row(trial, row))
                     return [trial.caches[key] for key in keys]
 
-                updated = tf.cond(row < tf.gather(step.stop, image_row), compute,
-                                  lambda keys=keys: [values.caches[key] for key in keys])
+                if np.all(stop - first > k):  # a row at every image row
+                    updated = compute()
+                else:
+                    updated = tf.cond(row < tf.gather(stop, image_row), compute,
+                                      lambda keys=keys: [values.caches[key] for key in keys])
                 values.caches.update(zip(keys, updated))
 
-    def _pixel_on_grid(self, values, step, image_row, image_col):
-        """Compute a down-sampled tensor at the steps of its grid, keep its value at the others.
+    def _pixels_on_grid(self, values, run, image_row, image_col):
+        """Compute down-sampled tensors (`run`, one factor) at the steps of their grid, keep them at the others.
 
-        The cond returns only the new pixel, and the cache write happens outside it: a cond
+        The cond returns only the new pixels, and the cache writes happen outside it: a cond
         that returns whole caches makes XLA copy them at every step (3.4x slower sampling of
         PixelCNN++ at batch 16 on CPU).
         """
-        factor = step.output.factor
-        row, col = image_row // factor, image_col // factor
-        cache = values.caches[(step.output.key, None)]
+        factor = run[0].output.factor
+        row, col = _coarse(image_row, factor), _coarse(image_col, factor)
 
         def fresh():
-            trial = Values(self, values.caches, values.globals, values.current)
-            return tf.cast(step.rule.pixel(trial, row, col), cache.dtype)
+            trial = values.fork()
+            for step in run:  # later steps of the run read the earlier ones' new pixels
+                trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
+            return [tf.cast(trial.at(step.output, row, col), values.caches[(step.output.key, None)].dtype)
+                    for step in run]
 
         on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
-        value = tf.cond(on_grid, fresh, lambda: values.at(step.output, row, col))
-        values.write(step.output, row, col, value)
+        news = tf.cond(on_grid, fresh, lambda: [values.at(step.output, row, col) for step in run])
+        for step, value in zip(run, news):
+            values.write(step.output, row, col, value)
 
     def pixel(self, values, image_row, image_col, steps=None):
         """Compute pixel-phase tensors (all, or `steps`) at image pixel `(image_row, image_col)`.
@@ -288,14 +323,20 @@ class Plan:
         Returns:
             The model output at that pixel, `(B, P)`.
         """
-        for step in self.pixel_steps if steps is None else steps:
+        steps = self.pixel_steps if steps is None else steps
+        for run in _runs(steps, lambda step: step.output.factor if step.output.factor != 1 and not step.rule.aux
+                         else None):
+            if run[0].output.factor != 1 and not run[0].rule.aux:
+                self._pixels_on_grid(values, run, image_row, image_col)
+                continue
+            (step,) = run
             factor = step.output.factor
             keys = ([(step.output.key, None)] if step.output.cached else []) + [
                 (step.output.key, name) for name in step.rule.aux]
 
             def compute(step=step, keys=keys, factor=factor):
-                trial = Values(self, values.caches, values.globals, values.current)
-                row, col = image_row // factor, image_col // factor
+                trial = values.fork()
+                row, col = _coarse(image_row, factor), _coarse(image_col, factor)
                 trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
                 values.current.update(trial.current)
                 return [trial.caches[key] for key in keys]
@@ -305,8 +346,5 @@ class Plan:
             elif step.rule.aux:  # state besides the output (none of the down-sampled layers has any)
                 on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
                 updated = tf.cond(on_grid, compute, lambda keys=keys: [values.caches[key] for key in keys])
-            else:
-                self._pixel_on_grid(values, step, image_row, image_col)
-                continue
             values.caches.update(zip(keys, updated))
         return values.at(self.output, image_row, image_col)[:, 0, 0]

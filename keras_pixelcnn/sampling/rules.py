@@ -13,7 +13,6 @@ import tensorflow as tf
 from keras_pixelcnn.distributions import PixelDistribution
 from keras_pixelcnn.layers.gated import ConcatELU, GatedActivation
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
-from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, lstm_cell
 from keras_pixelcnn.layers.shifts import ShiftDown, ShiftRight
 
 _POINTWISE = (
@@ -46,6 +45,20 @@ def _taps(layer):
     return [(dy - kh // 2, dx - kw // 2) for dy, dx in zip(*np.nonzero(used))]
 
 
+def _finish(layer, y, weights):
+    """A convolution layer's bias and activation on its pre-activation `y`."""
+    if layer.use_bias:
+        y = y + weights["bias"]
+    return layer.activation(y)
+
+
+def _read(layer, **tensors):
+    """`tensors` and the layer's bias (when it has one), read once before the sampling loops."""
+    if getattr(layer, "use_bias", True) and getattr(layer, "bias", None) is not None:
+        tensors["bias"] = layer.bias
+    return {name: tf.convert_to_tensor(tensor) for name, tensor in tensors.items()}
+
+
 class _Rule:
     """How one layer computes one output pixel and one output row from the caches."""
 
@@ -70,6 +83,14 @@ class _Rule:
 
     def output_channels(self):
         return next(t.current.shape[1] for t in self.inputs if t.current is not None)
+
+    def prepare(self):
+        """Tensors made from the weights (masked kernels, reshaped) that every step reads.
+
+        Computed once, before the sampling loops, rather than once per pixel:
+        `Values.weights(rule)` gives them to `pixel` and `row`.
+        """
+        return {}
 
     def pixel(self, values, row, col):
         raise NotCacheable(f"Layer {self.layer.name!r} has no per-pixel rule")
@@ -121,16 +142,27 @@ class _Pointwise(_Rule):
             return np.logical_or.reduce(flags)
         return super().reads_current()
 
-    def _call(self, args):
-        if isinstance(self.layer, keras.layers.Dropout):
+    def prepare(self):
+        layer = self.layer
+        if not isinstance(layer, keras.layers.Conv2D):
+            return {}
+        kernel = layer.masked_kernel() if isinstance(layer, MaskedConv2D) else layer.kernel
+        return _read(layer, kernel=kernel[0, 0])
+
+    def _call(self, args, weights):
+        layer = self.layer
+        if isinstance(layer, keras.layers.Dropout):
             return args[0]
-        return self.layer(args if self.many else args[0])
+        if isinstance(layer, keras.layers.Conv2D):  # 1x1: a matmul (oneDNN's Conv2D costs ~50 us on one pixel)
+            # (B, h, w, in) x (in, F) -> (B, h, w, F)
+            return _finish(layer, tf.tensordot(args[0], weights["kernel"], axes=1), weights)
+        return layer(args if self.many else args[0])
 
     def pixel(self, values, row, col):
-        return self._call([values.at(t, row, col) for t in self.inputs])
+        return self._call([values.at(t, row, col) for t in self.inputs], values.weights(self))
 
     def row(self, values, row):
-        return self._call([values.row(t, row) for t in self.inputs])
+        return self._call([values.row(t, row) for t in self.inputs], values.weights(self))
 
 
 class _Conv(_Rule):
@@ -162,25 +194,22 @@ class _Conv(_Rule):
             return np.zeros((self.output.depth, self.output_channels()), bool)
         return _centre_reads(self.layer, flags)
 
-    def _kernel(self):
+    def prepare(self):
         kh = self.layer.kernel_size[0]
         # (kh, kw, in, F) -> rows top..bottom actually used
-        return self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
-
-    def _finish(self, y):
-        if self.layer.use_bias:
-            y = y + self.layer.bias
-        return self.layer.activation(y)
+        kernel = self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
+        # (rows, kw, in, F) -> (rows * kw * in, F)
+        return _read(self.layer, kernel=kernel, matrix=tf.reshape(kernel, (-1, kernel.shape[-1])))
 
     def pixel(self, values, row, col):
         stride = self.layer.strides[0]
         kw = self.layer.kernel_size[1]
         rows = self.bottom - self.top + 1
         window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
-        kernel = self._kernel()
-        # (B, rows, kw, in) x (rows, kw, in, F) -> (B, F) -> (B, 1, 1, F)
-        y = tf.tensordot(window, kernel, axes=3)
-        return self._finish(y)[:, None, None, :]
+        weights = values.weights(self)
+        # (B, rows, kw, in) -> (B, rows * kw * in) x (rows * kw * in, F) -> (B, F) -> (B, 1, 1, F)
+        y = tf.matmul(tf.reshape(window, (-1, weights["matrix"].shape[0])), weights["matrix"])
+        return _finish(self.layer, y, weights)[:, None, None, :]
 
     def row(self, values, row):
         stride = self.layer.strides[0]
@@ -189,8 +218,9 @@ class _Conv(_Rule):
         rows = self.bottom - self.top + 1
         slab = values.window(source, stride * row + self.top, rows, -(kw // 2), source.width + 2 * (kw // 2))
         # (B, rows, W + kw - 1, in) -> (B, 1, ceil(W / s), F)
-        y = tf.nn.conv2d(slab, self._kernel(), strides=(1, 1, stride, 1), padding="VALID")
-        return self._finish(y)
+        weights = values.weights(self)
+        y = tf.nn.conv2d(slab, weights["kernel"], strides=(1, 1, stride, 1), padding="VALID")
+        return _finish(self.layer, y, weights)
 
 
 class _ShiftDown(_Rule):
@@ -242,108 +272,27 @@ class _UpSample(_Rule):
         else:
             out.phase = "pixel"
 
-    def _finish(self, y):
-        if self.layer.use_bias:
-            y = y + self.layer.bias
-        return self.layer.activation(y)
+    def prepare(self):
+        return _read(self.layer, kernel=self.layer.kernel)
 
     def pixel(self, values, row, col):
+        weights = values.weights(self)
         x = values.at(self.inputs[0], row // 2, col // 2)[:, 0, 0]
         # kernel (2, 2, F, in): tap (row % 2, col % 2)
-        kernel = tf.gather_nd(self.layer.kernel, tf.stack([row % 2, col % 2])[None])[0]
-        return self._finish(tf.linalg.matvec(kernel, x))[:, None, None, :]
+        kernel = tf.gather_nd(weights["kernel"], tf.stack([row % 2, col % 2])[None])[0]
+        return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)[:, None, None, :]
 
     def row(self, values, row):
+        weights = values.weights(self)
         x = values.row(self.inputs[0], row // 2)[:, 0]
-        kernel = tf.gather(self.layer.kernel, row % 2)
+        kernel = tf.gather(weights["kernel"], row % 2)
         # (B, W, in) x (2, F, in) -> (B, W, 2, F) -> (B, 1, 2W, F)
         y = tf.einsum("bwi,qfi->bwqf", x, kernel)
         y = tf.reshape(y, (tf.shape(y)[0], 1, -1, self.layer.filters))
-        return self._finish(y)
-
-
-class _RowLSTM(_Rule):
-    """`RowLSTM` at pixel (r, j): gates from the input at (r, j), h of row r - 1 at j - k//2 .. j + k//2."""
-
-    reads_neighbours = False
-    reads_own_output = True
-    aux = ("cell",)
-
-    def plan(self):
-        (source,) = self.inputs
-        if source.phase not in ("pixel", "image"):
-            raise NotCacheable(f"RowLSTM {self.layer.name!r} must read a pixel-by-pixel input")
-        _copy_shape(self.output, source, "pixel")
-        half = self.layer.kernel_size // 2
-        self.output.need_pad(top=1, left=half, right=half)
-
-    def reads_current(self):
-        # gate channels 4k .. 4k + 3 make feature k
-        return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
-
-    def pixel(self, values, row, col):
-        layer = self.layer
-        half = layer.kernel_size // 2
-        above = values.window(self.output, row - 1, 1, col - half, layer.kernel_size)
-        # (B, 1, k, F) x (k, F, 4F) -> (B, 4F)
-        state = tf.tensordot(above[:, 0], layer.state_kernel, axes=2)
-        gates = values.at(self.inputs[0], row, col)[:, 0, 0] + state + layer.bias
-        cell_above = values.window(self.output, row - 1, 1, col, 1, aux="cell")[:, 0, 0]
-        h, cell = lstm_cell(gates, cell_above)
-        values.write(self.output, row, col, cell[:, None, None], aux="cell")
-        return h[:, None, None]
-
-
-class _DiagonalLSTM(_Rule):
-    """`DiagonalLSTM`: left-to-right pixel by pixel; right-to-left a whole row at once."""
-
-    reads_neighbours = False
-    reads_own_output = True
-
-    def plan(self):
-        (source,) = self.inputs
-        if source.phase not in ("pixel", "image"):
-            raise NotCacheable(f"DiagonalLSTM {self.layer.name!r} must read a pixel-by-pixel input")
-        if self.layer.reverse:
-            # (r, j) reads (r, j + 1): the row is final once the input's row is.
-            _copy_shape(self.output, source, "row", source.ready_rows())
-            self.output.need_pad(top=1)
-        else:
-            self.aux = ("cell",)
-            _copy_shape(self.output, source, "pixel")
-            self.output.need_pad(top=1, left=1)
-
-    def reads_current(self):
-        return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
-
-    def pixel(self, values, row, col):
-        layer = self.layer
-        up = values.window(self.output, row - 1, 1, col, 1)[:, 0, 0]
-        left = values.window(self.output, row, 1, col - 1, 1)[:, 0, 0]
-        gates = (values.at(self.inputs[0], row, col)[:, 0, 0] + tf.matmul(up, layer.up_kernel)
-                 + tf.matmul(left, layer.side_kernel) + layer.bias)
-        h, cell = lstm_cell(gates, values.window(self.output, row, 1, col - 1, 1, aux="cell")[:, 0, 0])
-        values.write(self.output, row, col, cell[:, None, None], aux="cell")
-        return h[:, None, None]
-
-    def row(self, values, row):
-        layer = self.layer
-        # (B, 1, W, F) @ (F, 4F) + (B, 1, W, 4F) -> (B, W, 4F): all but the in-row term
-        above = values.window(self.output, row - 1, 1, 0, self.output.width)[:, 0]
-        gates = values.row(self.inputs[0], row)[:, 0] + tf.einsum("bwf,fg->bwg", above, layer.up_kernel) + layer.bias
-        h = tf.zeros_like(above[:, 0])
-        cell = tf.zeros_like(h)
-        outputs = []
-        for col in reversed(range(self.output.width)):  # right to left: (r, j) reads (r, j + 1)
-            h, cell = lstm_cell(gates[:, col] + tf.matmul(h, layer.side_kernel), cell)
-            outputs.append(h)
-        # W x (B, F) -> (B, 1, W, F), left to right
-        return tf.stack(outputs[::-1], axis=1)[:, None]
+        return _finish(self.layer, y, weights)
 
 
 _RULES = [
-    (RowLSTM, lambda layer: _RowLSTM),
-    (DiagonalLSTM, lambda layer: _DiagonalLSTM),
     (MaskedConv2D, lambda layer: _Pointwise if layer.kernel_size == (1, 1) and layer.strides == (1, 1)
      else _Conv),
     (keras.layers.Conv2DTranspose, lambda layer: _UpSample),

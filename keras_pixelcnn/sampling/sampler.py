@@ -17,7 +17,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of
+from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of, gumbel_noise
 from keras_pixelcnn.sampling.incremental import Plan, Values
 from keras_pixelcnn.likelihood import check_batch_size, check_images, label_array, model_inputs
 from keras_pixelcnn.models.inference import inference_model
@@ -205,9 +205,9 @@ def _loop(model, method):
     return loops[method]
 
 
-def _pick(distribution, params, channel, noise, previous, known, known_mask, temperature, greedy):
+def _pick(distribution, params, channel, noise, previous, known, known_mask, temperature, greedy, gumbel=None):
     """Sample channel `channel` of one pixel `(B,)`, or keep its known value."""
-    drawn = distribution.sample_channel(params, channel, noise, previous, temperature, greedy)
+    drawn = distribution.sample_channel(params, channel, noise, previous, temperature, greedy, gumbel)
     return tf.where(known_mask, known, drawn)
 
 
@@ -243,13 +243,15 @@ def naive_loop(model):
     return tf.function(run, autograph=False, reduce_retracing=True)
 
 
-def cached_loop(model, jit_compile=True):
+def cached_loop(model, jit_compile=True, banded=None):
     """Like `naive_loop`, computing each layer at the new pixel only (`incremental.Plan`).
 
     Args:
         model: a keras_pixelcnn model made of layers `incremental` knows.
-        jit_compile: compile with XLA, which updates the caches in place
-            (without it every cache write copies the cache).
+        jit_compile: compile with XLA, which updates the caches in place.
+        banded: write pixels into per-row bands of the caches (`Plan.open_bands`) rather
+            than the whole caches: without XLA (and in TFLite) every write copies what it
+            writes into, a band instead of a cache. Default: `not jit_compile`.
 
     Raises:
         incremental.NotCacheable: for a model the planner cannot run.
@@ -258,31 +260,39 @@ def cached_loop(model, jit_compile=True):
     plan = Plan(model)
     keys = plan.cache_keys()
     image_key = (plan.image.key, None)
+    banded = not jit_compile if banded is None else banded
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         height, width, channels = known.shape[1:]
         start = plan.initial(tf.shape(known)[0] if known.shape[0] is None else known.shape[0], labels)
+        # All the Gumbel noise at once: one op before the loop, not two per sub-pixel inside it.
+        gumbel = None if greedy else gumbel_noise(noise)
 
         def row_body(row, caches):
             values = Values(plan, dict(zip(keys, caches)), start.globals)
             plan.rows(values, row)
+            opened = plan.open_bands(values, row, banded)
 
-            def col_body(col, caches):
-                values = Values(plan, dict(zip(keys, caches)), start.globals)
-                params = plan.pixel(values, row, col)
+            def col_body(col, bands):
+                pixel = Values(plan, {**opened.caches, **dict(zip(plan.band_keys, bands))}, start.globals,
+                               origins=opened.origins)
+                params = plan.pixel(pixel, row, col)
                 for channel in range(channels):
                     if channel:  # only what reads the channel just drawn changes
-                        params = plan.pixel(values, row, col, plan.after_channel[channel - 1])
-                    previous = values.window(plan.image, row, 1, col, 1)[:, 0, 0]
-                    value = _pick(distribution, params, channel, noise[:, row, col, channel], previous,
+                        params = plan.pixel(pixel, row, col, plan.after_channel[channel - 1])
+                    previous = pixel.window(plan.image, row, 1, col, 1)[:, 0, 0]
+                    value = _pick(distribution, params, channel, None, previous,
                                   known[:, row, col, channel], known_mask[:, row, col, channel],
-                                  temperature, greedy)
-                    values.write_channel(plan.image, row, col, channel, value)
-                plan.pixel(values, row, col, plan.after_channel[channels - 1])
-                return col + 1, [values.caches[key] for key in keys]
+                                  temperature, greedy, None if greedy else gumbel[:, row, col, channel])
+                    pixel.write_channel(plan.image, row, col, channel, value)
+                plan.pixel(pixel, row, col, plan.after_channel[channels - 1])
+                return col + 1, [pixel.caches[key] for key in plan.band_keys]
 
-            caches = [values.caches[key] for key in keys]
-            return row + 1, tf.while_loop(lambda col, _: col < width, col_body, (tf.constant(0), caches))[1]
+            bands = [opened.caches[key] for key in plan.band_keys]
+            bands = tf.while_loop(lambda col, _: col < width, col_body, (tf.constant(0), bands))[1]
+            plan.close_bands(values, Values(plan, dict(zip(plan.band_keys, bands)), start.globals,
+                                            origins=opened.origins), row)
+            return row + 1, [values.caches[key] for key in keys]
 
         caches = [start.caches[key] for key in keys]
         caches = tf.while_loop(lambda row, _: row < height, row_body, (tf.constant(0), caches))[1]

@@ -1,0 +1,101 @@
+"""Incremental rules of the PixelRNN layers: `RowLSTM` and `DiagonalLSTM` step their state.
+
+Registered with `rules.register_rule` on import (`incremental` imports this module).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, lstm_cell
+from keras_pixelcnn.sampling.rules import NotCacheable, _copy_shape, _read, _Rule, register_rule
+
+
+class _RowLSTM(_Rule):
+    """`RowLSTM` at pixel (r, j): gates from the input at (r, j), h of row r - 1 at j - k//2 .. j + k//2."""
+
+    reads_neighbours = False
+    reads_own_output = True
+    aux = ("cell",)
+
+    def plan(self):
+        (source,) = self.inputs
+        if source.phase not in ("pixel", "image"):
+            raise NotCacheable(f"RowLSTM {self.layer.name!r} must read a pixel-by-pixel input")
+        _copy_shape(self.output, source, "pixel")
+        half = self.layer.kernel_size // 2
+        self.output.need_pad(top=1, left=half, right=half)
+
+    def reads_current(self):
+        # gate channels 4k .. 4k + 3 make feature k
+        return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
+
+    def prepare(self):
+        # (k, F, 4F) -> (k * F, 4F)
+        return _read(self.layer, state=tf.reshape(self.layer.state_kernel, (-1, self.layer.state_kernel.shape[-1])))
+
+    def pixel(self, values, row, col):
+        layer = self.layer
+        weights = values.weights(self)
+        half = layer.kernel_size // 2
+        above = values.window(self.output, row - 1, 1, col - half, layer.kernel_size)
+        # (B, 1, k, F) -> (B, k * F) x (k * F, 4F) -> (B, 4F)
+        state = tf.matmul(tf.reshape(above, (-1, weights["state"].shape[0])), weights["state"])
+        gates = values.at(self.inputs[0], row, col)[:, 0, 0] + state + weights["bias"]
+        cell_above = values.window(self.output, row - 1, 1, col, 1, aux="cell")[:, 0, 0]
+        h, cell = lstm_cell(gates, cell_above)
+        values.write(self.output, row, col, cell[:, None, None], aux="cell")
+        return h[:, None, None]
+
+
+class _DiagonalLSTM(_Rule):
+    """`DiagonalLSTM`: left-to-right pixel by pixel; right-to-left a whole row at once."""
+
+    reads_neighbours = False
+    reads_own_output = True
+
+    def plan(self):
+        (source,) = self.inputs
+        if source.phase not in ("pixel", "image"):
+            raise NotCacheable(f"DiagonalLSTM {self.layer.name!r} must read a pixel-by-pixel input")
+        if self.layer.reverse:
+            # (r, j) reads (r, j + 1): the row is final once the input's row is.
+            _copy_shape(self.output, source, "row", source.ready_rows())
+            self.output.need_pad(top=1)
+        else:
+            self.aux = ("cell",)
+            _copy_shape(self.output, source, "pixel")
+            self.output.need_pad(top=1, left=1)
+
+    def reads_current(self):
+        return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
+
+    def prepare(self):
+        return _read(self.layer, up=self.layer.up_kernel, side=self.layer.side_kernel)
+
+    def pixel(self, values, row, col):
+        weights = values.weights(self)
+        up = values.window(self.output, row - 1, 1, col, 1)[:, 0, 0]
+        left = values.window(self.output, row, 1, col - 1, 1)[:, 0, 0]
+        gates = (values.at(self.inputs[0], row, col)[:, 0, 0] + tf.matmul(up, weights["up"])
+                 + tf.matmul(left, weights["side"]) + weights["bias"])
+        h, cell = lstm_cell(gates, values.window(self.output, row, 1, col - 1, 1, aux="cell")[:, 0, 0])
+        values.write(self.output, row, col, cell[:, None, None], aux="cell")
+        return h[:, None, None]
+
+    def row(self, values, row):
+        weights = values.weights(self)
+        # (B, 1, W, F) @ (F, 4F) + (B, 1, W, 4F) -> (B, W, 4F): all but the in-row term
+        above = values.window(self.output, row - 1, 1, 0, self.output.width)[:, 0]
+        gates = values.row(self.inputs[0], row)[:, 0] + tf.einsum("bwf,fg->bwg", above, weights["up"]) + weights["bias"]
+        h = tf.zeros_like(above[:, 0])
+        cell = tf.zeros_like(h)
+        outputs = []
+        for col in reversed(range(self.output.width)):  # right to left: (r, j) reads (r, j + 1)
+            h, cell = lstm_cell(gates[:, col] + tf.matmul(h, weights["side"]), cell)
+            outputs.append(h)
+        # W x (B, F) -> (B, 1, W, F), left to right
+        return tf.stack(outputs[::-1], axis=1)[:, None]
+
+
+register_rule(RowLSTM, lambda layer: _RowLSTM)
+register_rule(DiagonalLSTM, lambda layer: _DiagonalLSTM)

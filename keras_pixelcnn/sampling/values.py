@@ -1,0 +1,92 @@
+"""The caches of one run of the cached sampler, and how a layer's rule reads and writes them.
+
+`incremental.Plan` makes and schedules them; `sampling/rules.py` reads windows
+and writes pixels or rows through `Values`.
+"""
+
+import tensorflow as tf
+
+
+class Values:
+    """The caches of one sampling run: a padded `(B, h + pad, w + pad, K)` tensor per tensor.
+
+    Functional: `write_*` replace a cache; `Plan` threads `as_list()` through
+    the `tf.while_loop`s. Inside an image row (`Plan.open_bands`), each
+    pixel-by-pixel tensor is a *band* instead: its rows from the highest one a
+    layer reads (`pad` top) down to the current row, `origins[key]` the padded
+    index of its first row. A pixel write then costs a band (a few rows), not the
+    cache: without XLA, and in TFLite, every write copies what it writes into.
+    """
+
+    def __init__(self, plan, caches, globals_, current=None, origins=None):
+        self.plan, self.caches, self.globals = plan, dict(caches), globals_
+        self.current = dict(current or {})  # transient tensors at the current pixel
+        self.origins = origins or {}  # band keys -> padded row of the band's first row
+
+    def weights(self, rule):
+        """`rule.prepare()`'s tensors, made by `Plan.initial` before the sampling loops."""
+        return self.globals[("weights", rule.output.key)]
+
+    def fork(self):
+        """A copy to write into (a branch of a `tf.cond`), sharing the tensors."""
+        return Values(self.plan, self.caches, self.globals, self.current, self.origins)
+
+    def window(self, tensor, row, rows, col, cols, aux=None):
+        """Rows `row .. row+rows-1`, columns `col .. col+cols-1` (zeros outside the image)."""
+        if not tensor.cached:
+            return self.current[tensor.key]
+        top, _, left, _ = tensor.pad
+        key = (tensor.key, aux)
+        cache = self.caches[key]
+        # Static sizes: a -1 size with a computed begin makes XLA pad the cache every step
+        # (the batch is static under XLA; an exported graph with a free batch size takes -1).
+        batch = -1 if cache.shape[0] is None else cache.shape[0]
+        begin = tf.stack([0, row + top - self.origins.get(key, 0), col + left, 0])
+        return tf.slice(cache, begin, [batch, rows, cols, cache.shape[3]])
+
+    def at(self, tensor, row, col):
+        if tensor.phase == "global":
+            return self.globals[tensor.key]
+        return self.window(tensor, row, 1, col, 1)
+
+    def row(self, tensor, row):
+        if tensor.phase == "global":
+            return self.globals[tensor.key]
+        return self.window(tensor, row, 1, 0, tensor.width)
+
+    def write(self, tensor, row, col, value, aux=None):
+        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`.
+
+        In a band only one pixel of the current row is written: `value` is `(B, 1, 1, K)`.
+        """
+        if not tensor.cached:
+            self.current[tensor.key] = value
+            return
+        key = (tensor.key, aux)
+        cache = self.caches[key]
+        if key in self.origins:  # select the pixel: one pass over the band, no index arithmetic
+            self.caches[key] = tf.where(tf.gather(self.plan.band_masks[key], col), tf.cast(value, cache.dtype), cache)
+            return
+        top, _, left, _ = tensor.pad
+        dynamic = tf.shape(value)
+        batch, rows, cols = (dynamic[i] if value.shape[i] is None else value.shape[i] for i in range(3))
+        # indices (B, rows, cols, 3) of [b, y, x] in the padded cache
+        b, y, x = tf.meshgrid(tf.range(batch), tf.range(rows) + row + top, tf.range(cols) + col + left,
+                              indexing="ij")
+        indices = tf.stack([b, y, x], axis=-1)
+        self.caches[key] = tf.tensor_scatter_nd_update(cache, indices, tf.cast(value, cache.dtype))
+
+    def write_channel(self, tensor, row, col, channel, value):
+        """Store `value` `(B,)` as feature `channel` of pixel `(row, col)`."""
+        top, _, left, _ = tensor.pad
+        key = (tensor.key, None)
+        if key in self.origins:
+            # (w, depth, w + pad, C) bools -> (depth, w + pad, C): sub-pixel `channel` of the pixel
+            mask = tf.gather(self.plan.band_masks[key][..., channel, :], col)
+            self.caches[key] = tf.where(mask, tf.reshape(value, (-1, 1, 1, 1)), self.caches[key])
+            return
+        batch = tf.shape(value)[0]
+        # indices (B, 4) of [b, y, x, channel]
+        position = tf.stack([row + top, col + left, channel])
+        indices = tf.concat([tf.range(batch)[:, None], tf.tile(position[None], (batch, 1))], axis=1)
+        self.caches[key] = tf.tensor_scatter_nd_update(self.caches[key], indices, value)
