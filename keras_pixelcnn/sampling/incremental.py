@@ -249,8 +249,19 @@ class Plan:
             indices = tf.stack([tf.range(batch), tf.fill([batch], _coarse(image_row, t.factor) + t.pad[0])], axis=1)
             values.caches[key] = tf.tensor_scatter_nd_update(cache, indices, row)
 
-    def initial(self, batch, labels):
-        """Zero caches and the label-only tensors, as a `Values`."""
+    def frozen_weights(self):
+        """Every rule's `prepare()` tensors as numpy arrays, read now (eagerly).
+
+        Given to `initial`, they become constants of the loop bodies instead of tensors
+        captured from outside: the executor that runs a graph without XLA passes every
+        captured tensor through each iteration of a `tf.while_loop` (a Merge, a Switch and a
+        NextIteration per tensor and step), a constant costs one node.
+        """
+        return {("weights", step.output.key): {name: np.asarray(tensor) for name, tensor in step.rule.prepare().items()}
+                for step in self.pixel_steps + self.row_steps}
+
+    def initial(self, batch, labels, weights=None):
+        """Zero caches and the label-only tensors, as a `Values`; `weights` from `frozen_weights` or None."""
         globals_ = {}
         if labels is not None:
             globals_[self.tensors[id(self.model.inputs[1])].key] = labels
@@ -258,7 +269,8 @@ class Plan:
             args = [globals_[t.key] for t in inputs]
             globals_[output.key] = layer(args if many else args[0])
         for step in self.pixel_steps + self.row_steps:
-            globals_[("weights", step.output.key)] = step.rule.prepare()
+            key = ("weights", step.output.key)
+            globals_[key] = step.rule.prepare() if weights is None else weights[key]
         by_key = {t.key: t for t in self.tensors.values()}
         caches = {}
         for key, aux in self.cache_keys():

@@ -52,6 +52,22 @@ def _finish(layer, y, weights):
     return layer.activation(y)
 
 
+def _dense(layer, x, weights, kernel="kernel"):
+    """A convolution layer's matmul, bias and activation on `x` `(B, h, w, in)` (h, w static) -> `(B, h, w, F)`.
+
+    Reshapes to and from a static matrix shape: `tf.tensordot` adds a dozen shape ops per call for a
+    free batch size, and the TF executor that runs an exported sampler costs per op, not per flop.
+    """
+    kernel = weights[kernel]
+    height, width = x.shape[1], x.shape[2]
+    # (B, h, w, in) -> (B * h * w, in) x (in, F) -> (B * h * w, F)
+    y = tf.matmul(tf.reshape(x, (-1, kernel.shape[0])), kernel)
+    if layer.use_bias:
+        y = tf.nn.bias_add(y, weights["bias"])  # a BiasAdd, which oneDNN fuses into the MatMul
+    # (B * h * w, F) -> (B, h, w, F)
+    return tf.reshape(layer.activation(y), (-1, height, width, kernel.shape[1]))
+
+
 def _read(layer, **tensors):
     """`tensors` and the layer's bias (when it has one), read once before the sampling loops."""
     if getattr(layer, "use_bias", True) and getattr(layer, "bias", None) is not None:
@@ -154,8 +170,7 @@ class _Pointwise(_Rule):
         if isinstance(layer, keras.layers.Dropout):
             return args[0]
         if isinstance(layer, keras.layers.Conv2D):  # 1x1: a matmul (oneDNN's Conv2D costs ~50 us on one pixel)
-            # (B, h, w, in) x (in, F) -> (B, h, w, F)
-            return _finish(layer, tf.tensordot(args[0], weights["kernel"], axes=1), weights)
+            return _dense(layer, args[0], weights)
         return layer(args if self.many else args[0])
 
     def pixel(self, values, row, col):
@@ -206,10 +221,9 @@ class _Conv(_Rule):
         kw = self.layer.kernel_size[1]
         rows = self.bottom - self.top + 1
         window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
-        weights = values.weights(self)
-        # (B, rows, kw, in) -> (B, rows * kw * in) x (rows * kw * in, F) -> (B, F) -> (B, 1, 1, F)
-        y = tf.matmul(tf.reshape(window, (-1, weights["matrix"].shape[0])), weights["matrix"])
-        return _finish(self.layer, y, weights)[:, None, None, :]
+        # (B, rows, kw, in) -> (B, 1, 1, rows * kw * in): the window as one input pixel of the flat kernel
+        return _dense(self.layer, tf.reshape(window, (-1, 1, 1, window.shape[1] * window.shape[2] * window.shape[3])),
+                      values.weights(self), "matrix")
 
     def row(self, values, row):
         stride = self.layer.strides[0]
