@@ -201,8 +201,10 @@ class Plan:
         self.by_key = {t.key: t for t in self.tensors.values()}
         self.band_keys = [(self.image.key, None)] + [
             key for key in self.cache_keys() if self.by_key[key[0]].phase == "pixel"]
-        # Row-phase caches: pixel steps read them only at their own current row (pointwise).
-        self.row_keys = [key for key in self.cache_keys() if self.by_key[key[0]].phase == "row"]
+        # Row-phase caches that pixel steps read: only at their own current row (pointwise). The
+        # others stay out of the column loop, where each would be a loop variable.
+        read = {t.key for step in self.pixel_steps for t in step.rule.inputs}
+        self.row_keys = [key for key in self.cache_keys() if self.by_key[key[0]].phase == "row" and key[0] in read]
         self.band_masks = {}
         for key in self.band_keys:
             t = self.by_key[key[0]]
