@@ -361,4 +361,4 @@ class Plan:
                 on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
                 updated = tf.cond(on_grid, compute, lambda keys=keys: [values.caches[key] for key in keys])
             values.caches.update(zip(keys, updated))
-        return values.at(self.output, image_row, image_col)[:, 0, 0]
+        return values.at(self.output, image_row, image_col)

@@ -53,19 +53,22 @@ def _finish(layer, y, weights):
 
 
 def _dense(layer, x, weights, kernel="kernel"):
-    """A convolution layer's matmul, bias and activation on `x` `(B, h, w, in)` (h, w static) -> `(B, h, w, F)`.
+    """A convolution layer's matmul, bias and activation on `x`: a pixel `(B, in)` -> `(B, F)`,
+    or a row `(B, h, w, in)` (h, w static) -> `(B, h, w, F)`.
 
-    Reshapes to and from a static matrix shape: `tf.tensordot` adds a dozen shape ops per call for a
+    Reshapes to and from static shapes: `tf.tensordot` adds a dozen shape ops per call for a
     free batch size, and the TF executor that runs an exported sampler costs per op, not per flop.
     """
     kernel = weights[kernel]
-    height, width = x.shape[1], x.shape[2]
-    # (B, h, w, in) -> (B * h * w, in) x (in, F) -> (B * h * w, F)
-    y = tf.matmul(tf.reshape(x, (-1, kernel.shape[0])), kernel)
+    spatial = x.shape[1:-1]
+    if spatial:  # (B, h, w, in) -> (B * h * w, in)
+        x = tf.reshape(x, (-1, kernel.shape[0]))
+    y = tf.matmul(x, kernel)  # (N, in) x (in, F) -> (N, F)
     if layer.use_bias:
         y = tf.nn.bias_add(y, weights["bias"])  # a BiasAdd, which oneDNN fuses into the MatMul
+    y = layer.activation(y)
     # (B * h * w, F) -> (B, h, w, F)
-    return tf.reshape(layer.activation(y), (-1, height, width, kernel.shape[1]))
+    return tf.reshape(y, (-1,) + tuple(spatial) + (kernel.shape[1],)) if spatial else y
 
 
 def _read(layer, **tensors):
@@ -221,8 +224,8 @@ class _Conv(_Rule):
         kw = self.layer.kernel_size[1]
         rows = self.bottom - self.top + 1
         window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
-        # (B, rows, kw, in) -> (B, 1, 1, rows * kw * in): the window as one input pixel of the flat kernel
-        return _dense(self.layer, tf.reshape(window, (-1, 1, 1, window.shape[1] * window.shape[2] * window.shape[3])),
+        # (B, rows, kw, in) -> (B, rows * kw * in): the window as one input pixel of the flat kernel
+        return _dense(self.layer, tf.reshape(window, (-1, window.shape[1] * window.shape[2] * window.shape[3])),
                       values.weights(self), "matrix")
 
     def row(self, values, row):
@@ -262,7 +265,7 @@ class _ShiftRight(_Rule):
         _copy_shape(self.output, source, phase, source.ready if phase == "row" else None)
 
     def pixel(self, values, row, col):
-        return values.window(self.inputs[0], row, 1, col - 1, 1)
+        return values.vector(self.inputs[0], row, col - 1)
 
     def row(self, values, row):
         return values.window(self.inputs[0], row, 1, -1, self.inputs[0].width)
@@ -291,10 +294,10 @@ class _UpSample(_Rule):
 
     def pixel(self, values, row, col):
         weights = values.weights(self)
-        x = values.at(self.inputs[0], row // 2, col // 2)[:, 0, 0]
+        x = values.at(self.inputs[0], row // 2, col // 2)
         # kernel (2, 2, F, in): tap (row % 2, col % 2)
         kernel = tf.gather_nd(weights["kernel"], tf.stack([row % 2, col % 2])[None])[0]
-        return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)[:, None, None, :]
+        return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)
 
     def row(self, values, row):
         weights = values.weights(self)

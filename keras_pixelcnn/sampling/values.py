@@ -40,9 +40,7 @@ class Values:
         return Values(self.plan, self.caches, self.globals, self.current, self.origins, self.batch_index)
 
     def window(self, tensor, row, rows, col, cols, aux=None):
-        """Rows `row .. row+rows-1`, columns `col .. col+cols-1` (zeros outside the image)."""
-        if not tensor.cached:
-            return self.current[tensor.key]
+        """Rows `row .. row+rows-1`, columns `col .. col+cols-1` of a cache (zeros outside the image)."""
         top, _, left, _ = tensor.pad
         key = (tensor.key, aux)
         cache = self.caches[key]
@@ -53,9 +51,21 @@ class Values:
         return tf.slice(cache, begin, [batch, rows, cols, cache.shape[3]])
 
     def at(self, tensor, row, col):
+        """The features `(B, K)` of one pixel: pixel steps compute on matrices, not `(B, 1, 1, K)`
+        (a reshape to a matmul and back per layer were a tenth of an exported step's ops)."""
         if tensor.phase == "global":
-            return self.globals[tensor.key]
-        return self.window(tensor, row, 1, col, 1)
+            value = self.globals[tensor.key]
+            # labels' (B, 1, 1, K) -> (B, K)
+            return tf.reshape(value, (-1, value.shape[-1])) if value.shape.rank == 4 else value
+        if not tensor.cached:
+            return self.current[tensor.key]
+        return self.vector(tensor, row, col)
+
+    def vector(self, tensor, row, col, aux=None):
+        """Pixel `(row, col)` of a cache, `(B, K)`."""
+        # (B, 1, 1, K) -> (B, K)
+        window = self.window(tensor, row, 1, col, 1, aux)
+        return tf.reshape(window, (-1, window.shape[-1]))
 
     def row(self, tensor, row):
         if tensor.phase == "global":
@@ -63,9 +73,9 @@ class Values:
         return self.window(tensor, row, 1, 0, tensor.width)
 
     def write(self, tensor, row, col, value, aux=None):
-        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`.
+        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`, or one pixel `(B, K)`.
 
-        In a band only one pixel of the current row is written: `value` is `(B, 1, 1, K)`.
+        In a band only one pixel of the current row is written.
         """
         if not tensor.cached:
             self.current[tensor.key] = value
@@ -74,8 +84,10 @@ class Values:
         cache = self.caches[key]
         top, _, left, _ = tensor.pad
         if key in self.origins:  # the band's current row is its row `top`
-            self.caches[key] = self._write_band(cache, [top, col + left], tf.cast(value[:, 0, 0], cache.dtype))
+            self.caches[key] = self._write_band(cache, [top, col + left], tf.cast(value, cache.dtype))
             return
+        if value.shape.rank == 2:  # one pixel: (B, K) -> (B, 1, 1, K)
+            value = value[:, None, None]
         dynamic = tf.shape(value)
         batch, rows, cols = (dynamic[i] if value.shape[i] is None else value.shape[i] for i in range(3))
         # indices (B, rows, cols, 3) of [b, y, x] in the padded cache
