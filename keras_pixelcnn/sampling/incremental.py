@@ -192,11 +192,10 @@ class Plan:
                     source.cached = True
 
     def _plan_bands(self):
-        """The caches written pixel by pixel, and where in their bands a pixel write lands.
+        """The caches written pixel by pixel (`band_keys`) and the row-phase caches pixel steps read (`row_keys`).
 
-        `band_masks[key]`: bools `(w, depth, w + pad, 1)`, True at row `depth - 1` (the
-        current row), column `c + left`, for each column c (the image's: `(W, depth, W + pad, C, C)`,
-        one sub-pixel per channel).
+        A pixel write lands in its band's row `top` (the current row), column `col + left`
+        (`Values.write`).
         """
         self.by_key = {t.key: t for t in self.tensors.values()}
         self.band_keys = [(self.image.key, None)] + [
@@ -205,15 +204,6 @@ class Plan:
         # others stay out of the column loop, where each would be a loop variable.
         read = {t.key for step in self.pixel_steps for t in step.rule.inputs}
         self.row_keys = [key for key in self.cache_keys() if self.by_key[key[0]].phase == "row" and key[0] in read]
-        self.band_masks = {}
-        for key in self.band_keys:
-            t = self.by_key[key[0]]
-            top, _, left, right = t.pad
-            channels = self.shape[2] if key == (self.image.key, None) else 1
-            mask = np.zeros((t.width, top + 1, t.width + left + right, channels, channels), bool)
-            for col in range(t.width):
-                mask[col, top, col + left] = np.eye(channels, dtype=bool)
-            self.band_masks[key] = mask if channels > 1 or key == (self.image.key, None) else mask[..., 0]
 
     def open_bands(self, values, image_row, banded=True):
         """A `Values` for the pixels of image row `image_row`: bands of the pixel-by-pixel caches.
