@@ -265,7 +265,7 @@ class _ShiftRight(_Rule):
         _copy_shape(self.output, source, phase, source.ready if phase == "row" else None)
 
     def pixel(self, values, row, col):
-        return values.vector(self.inputs[0], row, col)
+        return values.vector(self.inputs[0], row, col - 1)
 
     def row(self, values, row):
         return values.window(self.inputs[0], row, 1, -1, self.inputs[0].width)
