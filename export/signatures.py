@@ -54,7 +54,7 @@ class ServingGraphs:
         self.shape = tuple(model.inputs[0].shape[1:])  # (H, W, C)
         self.num_classes = model_num_classes(model)
         self.distribution = distribution_of(model)
-        self._loop = self._shared_loop(cached_loop(model, jit_compile=jit_compile).python_function, jit_compile)
+        self._loop = self._shared_loop(cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile).python_function, jit_compile)
 
     @property
     def conditional(self):

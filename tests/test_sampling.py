@@ -37,7 +37,7 @@ def test_cached_equals_naive_for_a_seed(architecture, channels, num_classes):
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_banded_caches_without_xla_draw_the_naive_images(architecture):
-    """Without XLA (as exported) pixel writes go to per-row bands of the caches; same images as naive.
+    """Without XLA, weights frozen (as exported), pixel writes go to per-row bands; same images as naive.
 
     8x12 colour, class-conditional, half the sub-pixels known: bands of every depth, each
     channel's write, PixelCNN++'s down-sampled rows and their shared conds, and inpainting.
@@ -47,7 +47,7 @@ def test_banded_caches_without_xla_draw_the_naive_images(architecture):
     known = tf.constant(rng.integers(0, 256, (2, 8, 12, 3)), tf.int32)
     mask = tf.constant(rng.random((2, 8, 12, 3)) < 0.5)
     args = (sampling_noise(image_seeds(5, 0, 2), (8, 12, 3)), known, mask, tf.constant([0, 2]), tf.constant(1.0))
-    banded = cached_loop(model, jit_compile=False)(*args).numpy()
+    banded = cached_loop(model, jit_compile=False, frozen=True)(*args).numpy()
     np.testing.assert_array_equal(banded, naive_loop(model)(*args).numpy())
     assert len(np.unique(banded[~mask.numpy()])) > 20  # drawn, not constant
 

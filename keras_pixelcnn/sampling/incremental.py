@@ -192,26 +192,18 @@ class Plan:
                     source.cached = True
 
     def _plan_bands(self):
-        """The caches written pixel by pixel, and where in their bands a pixel write lands.
+        """The caches written pixel by pixel (`band_keys`) and the row-phase caches pixel steps read (`row_keys`).
 
-        `band_masks[key]`: bools `(w, depth, w + pad, 1)`, True at row `depth - 1` (the
-        current row), column `c + left`, for each column c (the image's: `(W, depth, W + pad, C, C)`,
-        one sub-pixel per channel).
+        A pixel write lands in its band's row `top` (the current row), column `col + left`
+        (`Values.write`).
         """
         self.by_key = {t.key: t for t in self.tensors.values()}
         self.band_keys = [(self.image.key, None)] + [
             key for key in self.cache_keys() if self.by_key[key[0]].phase == "pixel"]
-        # Row-phase caches: pixel steps read them only at their own current row (pointwise).
-        self.row_keys = [key for key in self.cache_keys() if self.by_key[key[0]].phase == "row"]
-        self.band_masks = {}
-        for key in self.band_keys:
-            t = self.by_key[key[0]]
-            top, _, left, right = t.pad
-            channels = self.shape[2] if key == (self.image.key, None) else 1
-            mask = np.zeros((t.width, top + 1, t.width + left + right, channels, channels), bool)
-            for col in range(t.width):
-                mask[col, top, col + left] = np.eye(channels, dtype=bool)
-            self.band_masks[key] = mask if channels > 1 or key == (self.image.key, None) else mask[..., 0]
+        # Row-phase caches that pixel steps read: only at their own current row (pointwise). The
+        # others stay out of the column loop, where each would be a loop variable.
+        read = {t.key for step in self.pixel_steps for t in step.rule.inputs}
+        self.row_keys = [key for key in self.cache_keys() if self.by_key[key[0]].phase == "row" and key[0] in read]
 
     def open_bands(self, values, image_row, banded=True):
         """A `Values` for the pixels of image row `image_row`: bands of the pixel-by-pixel caches.
@@ -249,8 +241,19 @@ class Plan:
             indices = tf.stack([tf.range(batch), tf.fill([batch], _coarse(image_row, t.factor) + t.pad[0])], axis=1)
             values.caches[key] = tf.tensor_scatter_nd_update(cache, indices, row)
 
-    def initial(self, batch, labels):
-        """Zero caches and the label-only tensors, as a `Values`."""
+    def frozen_weights(self):
+        """Every rule's `prepare()` tensors as numpy arrays, read now (eagerly).
+
+        Given to `initial`, they become constants of the loop bodies instead of tensors
+        captured from outside: the executor that runs a graph without XLA passes every
+        captured tensor through each iteration of a `tf.while_loop` (a Merge, a Switch and a
+        NextIteration per tensor and step), a constant costs one node.
+        """
+        return {("weights", step.output.key): {name: np.asarray(tensor) for name, tensor in step.rule.prepare().items()}
+                for step in self.pixel_steps + self.row_steps}
+
+    def initial(self, batch, labels, weights=None):
+        """Zero caches and the label-only tensors, as a `Values`; `weights` from `frozen_weights` or None."""
         globals_ = {}
         if labels is not None:
             globals_[self.tensors[id(self.model.inputs[1])].key] = labels
@@ -258,7 +261,8 @@ class Plan:
             args = [globals_[t.key] for t in inputs]
             globals_[output.key] = layer(args if many else args[0])
         for step in self.pixel_steps + self.row_steps:
-            globals_[("weights", step.output.key)] = step.rule.prepare()
+            key = ("weights", step.output.key)
+            globals_[key] = step.rule.prepare() if weights is None else weights[key]
         by_key = {t.key: t for t in self.tensors.values()}
         caches = {}
         for key, aux in self.cache_keys():
@@ -347,4 +351,4 @@ class Plan:
                 on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
                 updated = tf.cond(on_grid, compute, lambda keys=keys: [values.caches[key] for key in keys])
             values.caches.update(zip(keys, updated))
-        return values.at(self.output, image_row, image_col)[:, 0, 0]
+        return values.at(self.output, image_row, image_col)

@@ -40,11 +40,11 @@ class _RowLSTM(_Rule):
         above = values.window(self.output, row - 1, 1, col - half, layer.kernel_size)
         # (B, 1, k, F) -> (B, k * F) x (k * F, 4F) -> (B, 4F)
         state = tf.matmul(tf.reshape(above, (-1, weights["state"].shape[0])), weights["state"])
-        gates = values.at(self.inputs[0], row, col)[:, 0, 0] + state + weights["bias"]
-        cell_above = values.window(self.output, row - 1, 1, col, 1, aux="cell")[:, 0, 0]
+        gates = values.at(self.inputs[0], row, col) + state + weights["bias"]
+        cell_above = values.vector(self.output, row - 1, col, aux="cell")
         h, cell = lstm_cell(gates, cell_above)
-        values.write(self.output, row, col, cell[:, None, None], aux="cell")
-        return h[:, None, None]
+        values.write(self.output, row, col, cell, aux="cell")
+        return h
 
 
 class _DiagonalLSTM(_Rule):
@@ -74,13 +74,13 @@ class _DiagonalLSTM(_Rule):
 
     def pixel(self, values, row, col):
         weights = values.weights(self)
-        up = values.window(self.output, row - 1, 1, col, 1)[:, 0, 0]
-        left = values.window(self.output, row, 1, col - 1, 1)[:, 0, 0]
-        gates = (values.at(self.inputs[0], row, col)[:, 0, 0] + tf.matmul(up, weights["up"])
+        up = values.vector(self.output, row - 1, col)
+        left = values.vector(self.output, row, col - 1)
+        gates = (values.at(self.inputs[0], row, col) + tf.matmul(up, weights["up"])
                  + tf.matmul(left, weights["side"]) + weights["bias"])
-        h, cell = lstm_cell(gates, values.window(self.output, row, 1, col - 1, 1, aux="cell")[:, 0, 0])
-        values.write(self.output, row, col, cell[:, None, None], aux="cell")
-        return h[:, None, None]
+        h, cell = lstm_cell(gates, values.vector(self.output, row, col - 1, aux="cell"))
+        values.write(self.output, row, col, cell, aux="cell")
+        return h
 
     def row(self, values, row):
         weights = values.weights(self)

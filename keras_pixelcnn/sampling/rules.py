@@ -52,6 +52,25 @@ def _finish(layer, y, weights):
     return layer.activation(y)
 
 
+def _dense(layer, x, weights, kernel="kernel"):
+    """A convolution layer's matmul, bias and activation on `x`: a pixel `(B, in)` -> `(B, F)`,
+    or a row `(B, h, w, in)` (h, w static) -> `(B, h, w, F)`.
+
+    Reshapes to and from static shapes: `tf.tensordot` adds a dozen shape ops per call for a
+    free batch size, and the TF executor that runs an exported sampler costs per op, not per flop.
+    """
+    kernel = weights[kernel]
+    spatial = x.shape[1:-1]
+    if spatial:  # (B, h, w, in) -> (B * h * w, in)
+        x = tf.reshape(x, (-1, kernel.shape[0]))
+    y = tf.matmul(x, kernel)  # (N, in) x (in, F) -> (N, F)
+    if layer.use_bias:
+        y = tf.nn.bias_add(y, weights["bias"])  # a BiasAdd, which oneDNN fuses into the MatMul
+    y = layer.activation(y)
+    # (B * h * w, F) -> (B, h, w, F)
+    return tf.reshape(y, (-1,) + tuple(spatial) + (kernel.shape[1],)) if spatial else y
+
+
 def _read(layer, **tensors):
     """`tensors` and the layer's bias (when it has one), read once before the sampling loops."""
     if getattr(layer, "use_bias", True) and getattr(layer, "bias", None) is not None:
@@ -154,8 +173,7 @@ class _Pointwise(_Rule):
         if isinstance(layer, keras.layers.Dropout):
             return args[0]
         if isinstance(layer, keras.layers.Conv2D):  # 1x1: a matmul (oneDNN's Conv2D costs ~50 us on one pixel)
-            # (B, h, w, in) x (in, F) -> (B, h, w, F)
-            return _finish(layer, tf.tensordot(args[0], weights["kernel"], axes=1), weights)
+            return _dense(layer, args[0], weights)
         return layer(args if self.many else args[0])
 
     def pixel(self, values, row, col):
@@ -206,10 +224,9 @@ class _Conv(_Rule):
         kw = self.layer.kernel_size[1]
         rows = self.bottom - self.top + 1
         window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
-        weights = values.weights(self)
-        # (B, rows, kw, in) -> (B, rows * kw * in) x (rows * kw * in, F) -> (B, F) -> (B, 1, 1, F)
-        y = tf.matmul(tf.reshape(window, (-1, weights["matrix"].shape[0])), weights["matrix"])
-        return _finish(self.layer, y, weights)[:, None, None, :]
+        # (B, rows, kw, in) -> (B, rows * kw * in): the window as one input pixel of the flat kernel
+        return _dense(self.layer, tf.reshape(window, (-1, window.shape[1] * window.shape[2] * window.shape[3])),
+                      values.weights(self), "matrix")
 
     def row(self, values, row):
         stride = self.layer.strides[0]
@@ -248,7 +265,7 @@ class _ShiftRight(_Rule):
         _copy_shape(self.output, source, phase, source.ready if phase == "row" else None)
 
     def pixel(self, values, row, col):
-        return values.window(self.inputs[0], row, 1, col - 1, 1)
+        return values.vector(self.inputs[0], row, col - 1)
 
     def row(self, values, row):
         return values.window(self.inputs[0], row, 1, -1, self.inputs[0].width)
@@ -277,10 +294,10 @@ class _UpSample(_Rule):
 
     def pixel(self, values, row, col):
         weights = values.weights(self)
-        x = values.at(self.inputs[0], row // 2, col // 2)[:, 0, 0]
+        x = values.at(self.inputs[0], row // 2, col // 2)
         # kernel (2, 2, F, in): tap (row % 2, col % 2)
         kernel = tf.gather_nd(weights["kernel"], tf.stack([row % 2, col % 2])[None])[0]
-        return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)[:, None, None, :]
+        return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)
 
     def row(self, values, row):
         weights = values.weights(self)

@@ -243,7 +243,7 @@ def naive_loop(model):
     return tf.function(run, autograph=False, reduce_retracing=True)
 
 
-def cached_loop(model, jit_compile=True, banded=None):
+def cached_loop(model, jit_compile=True, banded=None, frozen=False):
     """Like `naive_loop`, computing each layer at the new pixel only (`incremental.Plan`).
 
     Args:
@@ -252,6 +252,9 @@ def cached_loop(model, jit_compile=True, banded=None):
         banded: write pixels into per-row bands of the caches (`Plan.open_bands`) rather
             than the whole caches: without XLA (and in TFLite) every write copies what it
             writes into, a band instead of a cache. Default: `not jit_compile`.
+        frozen: read the weights now and build them into the graph as constants
+            (`Plan.frozen_weights`), for an exported graph without XLA; the loop then
+            ignores later changes of the model's weights.
 
     Raises:
         incremental.NotCacheable: for a model the planner cannot run.
@@ -261,10 +264,12 @@ def cached_loop(model, jit_compile=True, banded=None):
     keys = plan.cache_keys()
     image_key = (plan.image.key, None)
     banded = not jit_compile if banded is None else banded
+    weights = plan.frozen_weights() if frozen else None
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         height, width, channels = known.shape[1:]
-        start = plan.initial(tf.shape(known)[0] if known.shape[0] is None else known.shape[0], labels)
+        batch = tf.shape(known)[0] if known.shape[0] is None else known.shape[0]
+        start = plan.initial(batch, labels, weights)
         # All the Gumbel noise at once: one op before the loop, not two per sub-pixel inside it.
         gumbel = None if greedy else gumbel_noise(noise)
 
@@ -275,7 +280,7 @@ def cached_loop(model, jit_compile=True, banded=None):
 
             def col_body(col, bands):
                 pixel = Values(plan, {**opened.caches, **dict(zip(plan.band_keys, bands))}, start.globals,
-                               origins=opened.origins)
+                               origins=opened.origins).with_batch_index(batch)
                 params = plan.pixel(pixel, row, col)
                 for channel in range(channels):
                     if channel:  # only what reads the channel just drawn changes

@@ -18,10 +18,18 @@ class Values:
     cache: without XLA, and in TFLite, every write copies what it writes into.
     """
 
-    def __init__(self, plan, caches, globals_, current=None, origins=None):
+    def __init__(self, plan, caches, globals_, current=None, origins=None, batch_index=None):
         self.plan, self.caches, self.globals = plan, dict(caches), globals_
         self.current = dict(current or {})  # transient tensors at the current pixel
         self.origins = origins or {}  # band keys -> padded row of the band's first row
+        # bands: {n: int32 `(B, n)` rows `[b, 0, ...]`}, the batch part of a pixel write's n indices
+        self.batch_index = batch_index
+
+    def with_batch_index(self, batch):
+        """This `Values` with `batch_index` for `batch` images, made once per pixel step (for band writes)."""
+        images = tf.range(batch)[:, None]
+        self.batch_index = {n: images * tf.constant([[1] + [0] * (n - 1)]) for n in (3, 4)}
+        return self
 
     def weights(self, rule):
         """`rule.prepare()`'s tensors, made by `Plan.initial` before the sampling loops."""
@@ -29,12 +37,10 @@ class Values:
 
     def fork(self):
         """A copy to write into (a branch of a `tf.cond`), sharing the tensors."""
-        return Values(self.plan, self.caches, self.globals, self.current, self.origins)
+        return Values(self.plan, self.caches, self.globals, self.current, self.origins, self.batch_index)
 
     def window(self, tensor, row, rows, col, cols, aux=None):
-        """Rows `row .. row+rows-1`, columns `col .. col+cols-1` (zeros outside the image)."""
-        if not tensor.cached:
-            return self.current[tensor.key]
+        """Rows `row .. row+rows-1`, columns `col .. col+cols-1` of a cache (zeros outside the image)."""
         top, _, left, _ = tensor.pad
         key = (tensor.key, aux)
         cache = self.caches[key]
@@ -45,9 +51,21 @@ class Values:
         return tf.slice(cache, begin, [batch, rows, cols, cache.shape[3]])
 
     def at(self, tensor, row, col):
+        """The features `(B, K)` of one pixel: pixel steps compute on matrices, not `(B, 1, 1, K)`
+        (a reshape to a matmul and back per layer were a tenth of an exported step's ops)."""
         if tensor.phase == "global":
-            return self.globals[tensor.key]
-        return self.window(tensor, row, 1, col, 1)
+            value = self.globals[tensor.key]
+            # labels' (B, 1, 1, K) -> (B, K)
+            return tf.reshape(value, (-1, value.shape[-1])) if value.shape.rank == 4 else value
+        if not tensor.cached:
+            return self.current[tensor.key]
+        return self.vector(tensor, row, col)
+
+    def vector(self, tensor, row, col, aux=None):
+        """Pixel `(row, col)` of a cache, `(B, K)`."""
+        # (B, 1, 1, K) -> (B, K)
+        window = self.window(tensor, row, 1, col, 1, aux)
+        return tf.reshape(window, (-1, window.shape[-1]))
 
     def row(self, tensor, row):
         if tensor.phase == "global":
@@ -55,19 +73,21 @@ class Values:
         return self.window(tensor, row, 1, 0, tensor.width)
 
     def write(self, tensor, row, col, value, aux=None):
-        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`.
+        """Store `value` `(B, rows, cols, K)` with its top-left at `(row, col)`, or one pixel `(B, K)`.
 
-        In a band only one pixel of the current row is written: `value` is `(B, 1, 1, K)`.
+        In a band only one pixel of the current row is written.
         """
         if not tensor.cached:
             self.current[tensor.key] = value
             return
         key = (tensor.key, aux)
         cache = self.caches[key]
-        if key in self.origins:  # select the pixel: one pass over the band, no index arithmetic
-            self.caches[key] = tf.where(tf.gather(self.plan.band_masks[key], col), tf.cast(value, cache.dtype), cache)
-            return
         top, _, left, _ = tensor.pad
+        if key in self.origins:  # the band's current row is its row `top`
+            self.caches[key] = self._write_band(cache, [top, col + left], tf.cast(value, cache.dtype))
+            return
+        if value.shape.rank == 2:  # one pixel: (B, K) -> (B, 1, 1, K)
+            value = value[:, None, None]
         dynamic = tf.shape(value)
         batch, rows, cols = (dynamic[i] if value.shape[i] is None else value.shape[i] for i in range(3))
         # indices (B, rows, cols, 3) of [b, y, x] in the padded cache
@@ -81,12 +101,20 @@ class Values:
         top, _, left, _ = tensor.pad
         key = (tensor.key, None)
         if key in self.origins:
-            # (w, depth, w + pad, C) bools -> (depth, w + pad, C): sub-pixel `channel` of the pixel
-            mask = tf.gather(self.plan.band_masks[key][..., channel, :], col)
-            self.caches[key] = tf.where(mask, tf.reshape(value, (-1, 1, 1, 1)), self.caches[key])
+            self.caches[key] = self._write_band(self.caches[key], [top, col + left, channel], value)
             return
         batch = tf.shape(value)[0]
         # indices (B, 4) of [b, y, x, channel]
         position = tf.stack([row + top, col + left, channel])
         indices = tf.concat([tf.range(batch)[:, None], tf.tile(position[None], (batch, 1))], axis=1)
         self.caches[key] = tf.tensor_scatter_nd_update(self.caches[key], indices, value)
+
+    def _write_band(self, band, position, value):
+        """`band` with `value` (`(B, K)` or `(B,)`) at `[b] + position` for each image b.
+
+        A scatter copies the band once (or updates it in place when the executor can forward
+        its buffer); a `tf.where` over a mask broadcast to the band cost 3x more at 16 images.
+        """
+        # indices (B, 1 + len(position)): [b, row, col(, channel)]
+        indices = self.batch_index[1 + len(position)] + tf.stack([0] + position)
+        return tf.tensor_scatter_nd_update(band, indices, value)
