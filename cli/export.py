@@ -37,7 +37,8 @@ def export(run_dir, which, pretrained, fmt, out, name, version, batch_size, max_
             check_outputs({"--out": out}, inputs=model_files(run_dir))
         model = resolve_model(run_dir, which, pretrained)
         if fmt == "savedmodel":
-            name = name or pretrained or os.path.basename(os.path.normpath(run_dir))
+            if name is None:  # `--name ""` is refused by export_savedmodel, not replaced
+                name = pretrained or os.path.basename(os.path.normpath(run_dir))
             with Status("Writing the SavedModel"):
                 path = export_savedmodel(model, out, name, version, jit_compile=jit_compile, max_batch=max_batch)
             click.echo(f"Wrote SavedModel {path} (signatures: serving_default, sample, sample_with_temperature, "

@@ -167,6 +167,11 @@ class TrainConfig:
         self._check_lists()
         self._check_model_options()
         # Cross-field checks.
+        if self.validation_fraction and not 1 <= round(100 * self.validation_fraction) <= 99:
+            # The split is taken in whole percent (`train[:90%]`): 0.001 held out nothing (and best.keras
+            # was never written), 0.999 left no training images.
+            raise ValueError("Expected validation_fraction to be 0 or in [0.005, 0.995) (it is rounded to whole "
+                             f"percent, 1% to 99%). Received: validation_fraction={self.validation_fraction!r}")
         if self.perturb_rate and self.levels != 256:
             raise ValueError(f"perturb_rate needs 256 levels. Received: levels={self.levels}")
         if self.validation_images is not None and self.validation_fraction == 0:
