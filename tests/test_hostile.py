@@ -722,3 +722,16 @@ def test_weights_that_diverge_in_the_last_update_stop_the_run(tmp_path):
     assert not (tmp_path / "run" / "best.keras").exists()
     status = json.loads((tmp_path / "run" / "run.json").read_text())
     assert status["diverged"]["epoch"] == 1 and not status["completed"]
+
+
+@pytest.mark.parametrize("text", ['{"epoch": "x"}', "[]", "{}", "not json", '{"epoch": -1}', '{"epoch": true}'])
+def test_a_corrupt_training_state_is_one_error_naming_it(tmp_path, text):
+    """Hand-edited or half-written `backup/training_metadata.json`: was a KeyError or TypeError traceback,
+    or a message naming nothing ("invalid literal for int() with base 10: 'x'")."""
+    from keras_pixelcnn.training.run_dir import completed_epochs
+
+    (tmp_path / "training_metadata.json").write_text(text)
+    with pytest.raises(ValueError, match=r"Cannot read the training state .*training_metadata.json"):
+        completed_epochs(str(tmp_path))
+    (tmp_path / "training_metadata.json").write_text('{"epoch": 2}')
+    assert completed_epochs(str(tmp_path)) == 2
