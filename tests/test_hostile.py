@@ -735,3 +735,10 @@ def test_a_corrupt_training_state_is_one_error_naming_it(tmp_path, text):
         completed_epochs(str(tmp_path))
     (tmp_path / "training_metadata.json").write_text('{"epoch": 2}')
     assert completed_epochs(str(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (4, 1), (1, 4), (4,), (1, 1, 1), (3, 4, 4, 1, 1)])
+def test_a_known_mask_of_the_wrong_shape_is_refused(conditional_model, shape):
+    """Broadcasting took a scalar True (every pixel known) or an (H, 1) mask (the same row everywhere)."""
+    with pytest.raises(ValueError, match="known_mask"):
+        kp.complete(conditional_model, IMAGES, np.ones(shape, bool), labels=0)

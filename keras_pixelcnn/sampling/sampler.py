@@ -145,6 +145,11 @@ def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None,
         raise ValueError(f"Expected a boolean known_mask. Received: dtype={known_mask.dtype}")
     if known_mask.ndim == 2:
         known_mask = known_mask[..., None]
+    # (H, W), (H, W, C) or (B, H, W, C), C and B possibly 1: a scalar True or an (H, 1) mask broadcast
+    # silently over the whole image.
+    if known_mask.ndim not in (3, 4) or known_mask.shape[-3:-1] != images.shape[1:3]:
+        raise ValueError(f"Expected known_mask of shape (H, W), (H, W, C) or (B, H, W, C) for images {images.shape}. "
+                         f"Received: shape {np.asarray(known_mask).shape}")
     try:
         known_mask = np.broadcast_to(known_mask, images.shape)
     except ValueError:
