@@ -294,6 +294,10 @@ CASES = [
     ("fit-validation-fraction-rounds-to-0", "fit --out {new} --config {w}/cfg_fraction_0.json"),
     ("fit-validation-fraction-rounds-to-100", "fit --out {new} --config {w}/cfg_fraction_1.json"),
     ("fit-kernel-size-huge", "fit --out {new} --config {w}/cfg_kernel_huge.json"),
+    ("export-tflite-version", "export {w}/run --format tflite --out {w}/out/m.tflite --version 7"),
+    ("export-tflite-name", "export {w}/run --format tflite --out {w}/out/m.tflite --name m"),
+    ("export-tflite-jit-compile", "export {w}/run --format tflite --out {w}/out/m.tflite --jit-compile"),
+    ("export-savedmodel-batch-size", "export {w}/run --format savedmodel --out {w}/out/serving --batch-size 4"),
 ]
 # Run as real processes too: one per command and kind of mistake.
 IN_PROCESSES = ["fit-config-filters-string", "fit-steps-negative", "fit-out-under-a-file", "evaluate-limit-0",
@@ -392,6 +396,8 @@ MESSAGES = {
     "fit-exclude-every-class": "holds no images",
     "fit-validation-fraction-rounds-to-0": "validation_fraction to be 0 or in [0.005, 0.995)",
     "fit-kernel-size-huge": "kernel_size to be an integer in [1, 255]",
+    "export-tflite-version": "--version is not for --format tflite",
+    "export-savedmodel-batch-size": "--batch-size is not for --format savedmodel",
 }
 
 
