@@ -117,7 +117,9 @@ def work(tmp_path_factory):
             "steps_per_epoch": 1, "batch_size": 4, "sample_images": 0}  # a second to train, had it been taken
     for name, values in {"cfg_fraction_0.json": {"validation_fraction": 0.001},
                          "cfg_fraction_1.json": {"validation_fraction": 0.999},
-                         "cfg_kernel_huge.json": {"model_options": {"kernel_size": 1000001}}}.items():
+                         "cfg_kernel_huge.json": {"model_options": {"kernel_size": 1000001}},
+                         "cfg_devices_absent.json": {"devices": ["/gpu:7"]},
+                         "cfg_devices_empty.json": {"devices": []}}.items():
         (root / name).write_text(json.dumps({**tiny, **values}))
     return root
 
@@ -294,6 +296,8 @@ CASES = [
     ("fit-validation-fraction-rounds-to-0", "fit --out {new} --config {w}/cfg_fraction_0.json"),
     ("fit-validation-fraction-rounds-to-100", "fit --out {new} --config {w}/cfg_fraction_1.json"),
     ("fit-kernel-size-huge", "fit --out {new} --config {w}/cfg_kernel_huge.json"),
+    ("fit-devices-absent", "fit --out {new} --config {w}/cfg_devices_absent.json"),
+    ("fit-devices-empty", "fit --out {new} --config {w}/cfg_devices_empty.json"),
     ("export-tflite-version", "export {w}/run --format tflite --out {w}/out/m.tflite --version 7"),
     ("export-tflite-name", "export {w}/run --format tflite --out {w}/out/m.tflite --name m"),
     ("export-tflite-jit-compile", "export {w}/run --format tflite --out {w}/out/m.tflite --jit-compile"),
@@ -397,6 +401,7 @@ MESSAGES = {
     "fit-validation-fraction-rounds-to-0": "validation_fraction to be 0 or in [0.005, 0.995)",
     "fit-kernel-size-huge": "kernel_size to be an integer in [1, 255]",
     "export-tflite-version": "--version is not for --format tflite",
+    "fit-devices-absent": "Expected devices of this machine",
     "export-savedmodel-batch-size": "--batch-size is not for --format savedmodel",
 }
 

@@ -184,7 +184,7 @@ class TrainConfig:
 
     def _check_lists(self):
         if self.devices is not None:
-            if isinstance(self.devices, str) or not isinstance(self.devices, (list, tuple)) or not all(
+            if isinstance(self.devices, str) or not isinstance(self.devices, (list, tuple)) or not self.devices or not all(
                     isinstance(device, str) and device for device in self.devices):
                 raise ValueError(f"Expected devices to be a list of device names like \"/gpu:0\" or null. "
                                  f"Received: devices={self.devices!r}")
