@@ -121,6 +121,7 @@ def work(tmp_path_factory):
                          "cfg_devices_absent.json": {"devices": ["/gpu:7"]},
                          "cfg_devices_empty.json": {"devices": []}}.items():
         (root / name).write_text(json.dumps({**tiny, **values}))
+    (root / "cfg_twice.json").write_text(json.dumps(tiny)[:-1] + ', "filters": 9}')
     return root
 
 
@@ -298,6 +299,7 @@ CASES = [
     ("fit-kernel-size-huge", "fit --out {new} --config {w}/cfg_kernel_huge.json"),
     ("fit-devices-absent", "fit --out {new} --config {w}/cfg_devices_absent.json"),
     ("fit-devices-empty", "fit --out {new} --config {w}/cfg_devices_empty.json"),
+    ("fit-config-key-twice", "fit --out {new} --config {w}/cfg_twice.json"),
     ("export-tflite-version", "export {w}/run --format tflite --out {w}/out/m.tflite --version 7"),
     ("export-tflite-name", "export {w}/run --format tflite --out {w}/out/m.tflite --name m"),
     ("export-tflite-jit-compile", "export {w}/run --format tflite --out {w}/out/m.tflite --jit-compile"),
@@ -402,6 +404,7 @@ MESSAGES = {
     "fit-kernel-size-huge": "kernel_size to be an integer in [1, 255]",
     "export-tflite-version": "--version is not for --format tflite",
     "fit-devices-absent": "Expected devices of this machine",
+    "fit-config-key-twice": "cfg_twice.json gives 'filters' more than once",
     "export-savedmodel-batch-size": "--batch-size is not for --format savedmodel",
 }
 

@@ -70,6 +70,19 @@ def _number(key, value, low, high, closed, optional):
     return float(value)
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs):
+    """A JSON object as a dict, refusing a key given twice (`{"filters": 8, "filters": 9}` took the last)."""
+    values = dict(pairs)
+    if len(values) != len(pairs):
+        seen = set()
+        raise _DuplicateKey(next(repr(key) for key, _ in pairs if key in seen or seen.add(key)))
+    return values
+
+
 def read_json(path):
     """The JSON value in the file `path`.
 
@@ -81,11 +94,13 @@ def read_json(path):
         raise FileNotFoundError(f"No such file: {path}")
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            return json.load(handle, object_pairs_hook=_no_duplicates)
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"Cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except _DuplicateKey as error:
+        raise ValueError(f"{path} gives {error} more than once (which one would win?)") from None
     except RecursionError:  # arrays or objects nested thousands deep
         raise ValueError(f"{path} is not a config: JSON nested too deep") from None
 
