@@ -122,6 +122,7 @@ def work(tmp_path_factory):
                          "cfg_devices_empty.json": {"devices": []}}.items():
         (root / name).write_text(json.dumps({**tiny, **values}))
     (root / "cfg_twice.json").write_text(json.dumps(tiny)[:-1] + ', "filters": 9}')
+    (root / "cfg_tiny.json").write_text(json.dumps(tiny))
     return root
 
 
@@ -300,6 +301,7 @@ CASES = [
     ("fit-devices-absent", "fit --out {new} --config {w}/cfg_devices_absent.json"),
     ("fit-devices-empty", "fit --out {new} --config {w}/cfg_devices_empty.json"),
     ("fit-config-key-twice", "fit --out {new} --config {w}/cfg_twice.json"),
+    ("fit-coordinator-alone", "fit --out {new} --config {w}/cfg_tiny.json --coordinator localhost:1234"),
     ("export-tflite-version", "export {w}/run --format tflite --out {w}/out/m.tflite --version 7"),
     ("export-tflite-name", "export {w}/run --format tflite --out {w}/out/m.tflite --name m"),
     ("export-tflite-jit-compile", "export {w}/run --format tflite --out {w}/out/m.tflite --jit-compile"),
