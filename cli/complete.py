@@ -45,8 +45,8 @@ def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, tempe
         shown = np.where(known[..., None], image, 128).astype(np.uint8)
         save_png(out, make_grid(np.concatenate([shown[None], completions]), columns=num + 1))
         if npy:
-            with atomic_path(npy) as temporary:
-                np.save(temporary, completions)
+            with atomic_path(npy) as temporary, open(temporary, "wb") as handle:
+                np.save(handle, completions)  # np.save(PATH) adds ".npy" to a path without it
     click.echo(f"Wrote {num} completions of {image_path} ({int((~known).sum())} unknown pixels) to {out}")
 
 

@@ -18,5 +18,5 @@ def user_errors():
     except (ValueError, FileNotFoundError, json.JSONDecodeError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise click.UsageError(message) from None
-    except (PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError) as error:
+    except OSError as error:  # permission denied, a file where a directory is expected, a name too long ...
         raise click.UsageError(f"{error.strerror or type(error).__name__}: {error.filename}") from None

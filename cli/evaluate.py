@@ -29,6 +29,9 @@ def evaluate(model, pretrained, dataset, data_dir, split, limit, batch_size):
         if (model is None) == (pretrained is None):
             raise ValueError("Expected either RUN_DIR (or FILE.keras) or --pretrained NAME. Received: "
                              + ("both" if model else "neither"))
+        for option, value in (("--dataset", dataset), ("--data-dir", data_dir), ("--split", split)):
+            if value == "":  # not "the default": the user named something, and it is nothing
+                raise ValueError(f"Expected {option} to be a non-empty string. Received: ''")
         if limit is not None and limit < 1:
             raise ValueError(f"Expected --limit to be an integer >= 1 (leave it out for the whole split). "
                              f"Received: {limit}")

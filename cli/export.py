@@ -15,8 +15,8 @@ from keras_pixelcnn.cli.status import Status
               help="savedmodel: TF Serving layout OUT/NAME/VERSION; tflite: one .tflite file.")
 @click.option("--out", required=True, type=click.Path(), help="Model base path (savedmodel) or .tflite file.")
 @click.option("--name", default=None, help="Model name under OUT (savedmodel). [the run directory's or pretrained model's name]")
-@click.option("--version", "version", type=int, default=1, show_default=True, help="Version directory (savedmodel).")
-@click.option("--batch-size", type=int, default=1, show_default=True, help="Fixed batch size (tflite).")
+@click.option("--version", "version", type=int, default=None, help="Version directory (savedmodel).  [default: 1]")
+@click.option("--batch-size", type=int, default=None, help="Fixed batch size (tflite).  [default: 1]")
 @click.option("--max-batch", type=int, default=None,
               help="Most images one request may hold (savedmodel); more are refused in the graph.  [default: 64]")
 @click.option("--jit-compile", is_flag=True,
@@ -30,6 +30,15 @@ def export(run_dir, which, pretrained, fmt, out, name, version, batch_size, max_
     with user_errors():
         if max_batch is not None and fmt == "tflite":
             raise ValueError("--max-batch is for --format savedmodel: a TFLite file takes --batch-size images")
+        # An option of the other format was silently ignored (`--format tflite --version 7`).
+        other = {"tflite": {"--name": name, "--version": version, "--jit-compile": jit_compile or None},
+                 "savedmodel": {"--batch-size": batch_size}}[fmt]
+        given = [option for option, value in other.items() if value is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not for --format {fmt}. "
+                             f"Received: {' '.join(given)}")
+        version = 1 if version is None else version
+        batch_size = 1 if batch_size is None else batch_size
         max_batch = check_max_batch(DEFAULT_MAX_BATCH if max_batch is None else max_batch)
         if fmt == "savedmodel":
             check_writable(out, directory=True)
@@ -37,7 +46,8 @@ def export(run_dir, which, pretrained, fmt, out, name, version, batch_size, max_
             check_outputs({"--out": out}, inputs=model_files(run_dir))
         model = resolve_model(run_dir, which, pretrained)
         if fmt == "savedmodel":
-            name = name or pretrained or os.path.basename(os.path.normpath(run_dir))
+            if name is None:  # `--name ""` is refused by export_savedmodel, not replaced
+                name = pretrained or os.path.basename(os.path.normpath(run_dir))
             with Status("Writing the SavedModel"):
                 path = export_savedmodel(model, out, name, version, jit_compile=jit_compile, max_batch=max_batch)
             click.echo(f"Wrote SavedModel {path} (signatures: serving_default, sample, sample_with_temperature, "

@@ -103,6 +103,9 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise click.UsageError(f"Expected --num-processes >= 1 and --process-id in [0, {max(num_processes, 1)}). "
                                f"Received: --num-processes {num_processes} --process-id {process_id}")
+    if coordinator is not None and num_processes == 1:  # it was ignored without a word
+        raise click.UsageError(f"--coordinator is for --num-processes > 1. Received: --coordinator {coordinator!r} "
+                               "--num-processes 1")
     if num_processes > 1:
         if keras.backend.backend() != "jax":
             raise click.UsageError("--num-processes > 1 needs --backend jax (Keras 3 has no multi-worker tf.distribute)")

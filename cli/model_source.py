@@ -16,9 +16,17 @@ def model_options(command):
 
 
 def model_files(run_dir):
-    """The files of RUN_DIR that a command may read (none to write over)."""
+    """The files of RUN_DIR that no output may write over: its models and config, and every other
+    file it holds (history.csv, best.json, backup/, .lock, logs/ ...: `--out RUN/history.csv`
+    replaced the run's history)."""
+    if not run_dir:
+        return ()
     names = ("best.keras", "last.keras", "config.json", "run.json")
-    return tuple(os.path.join(run_dir, name) for name in names) if run_dir else ()
+    found = [os.path.join(run_dir, name) for name in names]
+    if os.path.isdir(run_dir):
+        for directory, _, files in os.walk(run_dir):
+            found.extend(os.path.join(directory, name) for name in files)
+    return tuple(found)
 
 
 def resolve_model(run_dir, which, pretrained=None):

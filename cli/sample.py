@@ -51,7 +51,7 @@ def sample(run_dir, which, pretrained, num, seed, temperature, label, method, gr
                           greedy=greedy, batch_size=batch_size, progress=progress)
         save_png(out, make_grid(images))
         if npy:
-            with atomic_path(npy) as temporary:
-                np.save(temporary, images)
+            with atomic_path(npy) as temporary, open(temporary, "wb") as handle:
+                np.save(handle, images)  # np.save(PATH) adds ".npy" to a path without it
     click.echo(f"Wrote {num} images to {out}" + (f" and {npy}" if npy else ""))
 

@@ -34,8 +34,8 @@ def score(run_dir, which, pretrained, images, label, background, csv_path, batch
         check_outputs({"--csv": csv_path}, inputs=images + model_files(run_dir) + model_files(background))
         model = resolve_model(run_dir, which, pretrained)
         pictures, names = read_images(images, tuple(model.inputs[0].shape[1:]))
-        labels = None if label is None else np.full(len(pictures), label, np.int32)
-        back = resolve_model(background, "best") if background else None
+        labels = label  # one label for every image, checked by `label_array` (np.full overflowed on 10**20)
+        back = resolve_model(background, "best") if background is not None else None
         result = compute(model, pictures, labels, back, batch_size)
         columns = [column for column in _COLUMNS if column in result]
         rows = [[name] + [f"{result[column][index]:.4f}" for column in columns] for index, name in enumerate(names)]

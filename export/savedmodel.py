@@ -57,8 +57,11 @@ def export_savedmodel(model, base, name, version=1, jit_compile=False, max_batch
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version < 2**63:
         raise ValueError(f"Expected a positive integer version below 2**63 (TF Serving reads int64 versions). "
                          f"Received: version={version!r}")
-    if not name or os.sep in name or name in (".", ".."):
-        raise ValueError(f"Expected a model name without '{os.sep}'. Received: name={name!r}")
+    if not isinstance(name, str) or not name or os.sep in name or name in (".", "..") or not name.isprintable():
+        raise ValueError(f"Expected a model name without '{os.sep}' or control characters. Received: name={name!r}")
+    if len(name.encode("utf-8", "surrogateescape")) > 200:  # a directory name, beside `.VERSION.tmp-...` ones
+        raise ValueError(f"Expected a model name of at most 200 bytes. Received: name={name[:40]!r}... "
+                         f"({len(name.encode('utf-8', 'surrogateescape'))} bytes)")
     parent = os.path.join(base, name)
     target = os.path.join(parent, str(version))
     check_new_version(target)

@@ -62,10 +62,14 @@ def label_array(model, labels, num_images):
     """
     if not check_labels(model, labels):
         return None
+    if isinstance(labels, int) and not isinstance(labels, bool) and not -2**63 <= labels < 2**63:
+        # Beyond int64 numpy calls it an object (and `np.full(n, label, np.int32)` overflowed).
+        num_classes = model_num_classes(model)
+        raise ValueError(f"Expected labels in [0, {num_classes}) ({num_classes} classes). Received: labels={labels}")
     array = np.asarray(labels)
     if array.shape == (0,) and not isinstance(labels, np.ndarray):
         array = array.astype(np.int32)  # `[]`, the labels of no images: numpy calls it float64
-    if not np.issubdtype(array.dtype, np.integer):
+    if array.dtype.kind not in "iu":  # not np.issubdtype(.., np.integer): timedelta64 is one
         raise ValueError(f"Expected integer labels. Received: labels of dtype {array.dtype}"
                          + (f" ({labels!r})" if array.ndim == 0 else ""))
     if array.ndim > 1 or (array.ndim == 1 and array.shape[0] != num_images):
@@ -95,7 +99,7 @@ def check_images(model, images):
     expected = tuple(model.inputs[0].shape[1:])
     if images.ndim != 4 or images.shape[1:] != expected:
         raise ValueError(f"Expected images of shape (B, {', '.join(map(str, expected))}). Received: {images.shape}")
-    if not np.issubdtype(images.dtype, np.integer):
+    if images.dtype.kind not in "iu":  # not np.issubdtype(.., np.integer): timedelta64 is one
         raise ValueError(f"Expected integer images in [0, 255]. Received: dtype={images.dtype}")
     if images.size and (images.min() < 0 or images.max() > 255):
         raise ValueError(

@@ -106,6 +106,23 @@ def work(tmp_path_factory):
     np.save(root / "big_values.npy", np.full((8, 8), 300, np.int32))
     np.save(root / "five_d.npy", np.zeros((1, 1, 8, 8, 1), np.uint8))
     (root / "out").mkdir()
+    # The files a trained run holds besides its models, which no output may replace.
+    (root / "run" / "history.csv").write_text("epoch,loss\n0,5.5\n")
+    (root / "run" / "best.json").write_text('{"epoch": 1, "monitor": "val_bits_per_dim", "value": 8.0}\n')
+    (root / "run" / "backup").mkdir()
+    (root / "run" / "backup" / "training_metadata.json").write_text('{"epoch": 0}')
+    (root / "run" / ".lock").write_text("1\n")
+    np.save(root / "timedelta.npy", np.zeros((8, 8), "timedelta64[s]"))
+    tiny = {"data_dir": FASHION_MNIST, "image_size": 8, "filters": 4, "num_layers": 1, "epochs": 1,
+            "steps_per_epoch": 1, "batch_size": 4, "sample_images": 0}  # a second to train, had it been taken
+    for name, values in {"cfg_fraction_0.json": {"validation_fraction": 0.001},
+                         "cfg_fraction_1.json": {"validation_fraction": 0.999},
+                         "cfg_kernel_huge.json": {"model_options": {"kernel_size": 1000001}},
+                         "cfg_devices_absent.json": {"devices": ["/gpu:7"]},
+                         "cfg_devices_empty.json": {"devices": []}}.items():
+        (root / name).write_text(json.dumps({**tiny, **values}))
+    (root / "cfg_twice.json").write_text(json.dumps(tiny)[:-1] + ', "filters": 9}')
+    (root / "cfg_tiny.json").write_text(json.dumps(tiny))
     return root
 
 
@@ -261,6 +278,34 @@ CASES = [
     ("export-tflite-batch-huge", "export {w}/run --format tflite --out {w}/out/m.tflite --batch-size 100000000"),
     ("export-tflite-out-is-the-model", "export {w}/run --format tflite --out {w}/run/best.keras"),
     ("export-not-a-pixelcnn", "export {w}/dense_run --format savedmodel --out {w}/out/serving"),
+    # A second hostile pass. A template that is a list keeps its empty strings and newlines.
+    ("sample-out-is-the-history", "sample {w}/run --num 1 --out {w}/run/history.csv"),
+    ("sample-npy-is-the-lock", "sample {w}/run --num 1 --out {w}/out/s.png --npy {w}/run/.lock"),
+    ("score-csv-is-best-json", "score {w}/run {w}/img.png --csv {w}/run/best.json"),
+    ("export-tflite-out-is-the-backup", "export {w}/run --format tflite --out {w}/run/backup/training_metadata.json"),
+    ("sample-out-empty", ["sample", "{w}/run", "--num", "1", "--out", ""]),
+    ("score-csv-empty", ["score", "{w}/run", "{w}/img.png", "--csv", ""]),
+    ("score-background-empty", ["score", "{w}/run", "{w}/img.png", "--background", ""]),
+    ("export-name-empty", ["export", "{w}/run", "--format", "savedmodel", "--out", "{w}/out/serving", "--name", ""]),
+    ("export-name-newline", ["export", "{w}/run", "--format", "savedmodel", "--out", "{w}/out/serving", "--name", "a\nb"]),
+    ("export-name-too-long", "export {w}/run --format savedmodel --out {w}/out/serving --name " + "x" * 300),
+    ("evaluate-dataset-empty", ["evaluate", "{w}/run", "--dataset", ""]),
+    ("evaluate-data-dir-empty", ["evaluate", "{w}/run", "--data-dir", ""]),
+    ("score-label-beyond-int64", "score {w}/crun {w}/img.png --label 99999999999999999999"),
+    ("score-timedelta-npy", "score {w}/run {w}/timedelta.npy"),
+    ("sample-temperature-above-float32", "sample {w}/run --temperature 1e39 --out {w}/out/s.png"),
+    ("fit-exclude-every-class", f"fit --out {{new}} --data-dir {F} --image-size 8 --exclude-classes 0,1,2,3,4,5,6,7,8,9"),
+    ("fit-validation-fraction-rounds-to-0", "fit --out {new} --config {w}/cfg_fraction_0.json"),
+    ("fit-validation-fraction-rounds-to-100", "fit --out {new} --config {w}/cfg_fraction_1.json"),
+    ("fit-kernel-size-huge", "fit --out {new} --config {w}/cfg_kernel_huge.json"),
+    ("fit-devices-absent", "fit --out {new} --config {w}/cfg_devices_absent.json"),
+    ("fit-devices-empty", "fit --out {new} --config {w}/cfg_devices_empty.json"),
+    ("fit-config-key-twice", "fit --out {new} --config {w}/cfg_twice.json"),
+    ("fit-coordinator-alone", "fit --out {new} --config {w}/cfg_tiny.json --coordinator localhost:1234"),
+    ("export-tflite-version", "export {w}/run --format tflite --out {w}/out/m.tflite --version 7"),
+    ("export-tflite-name", "export {w}/run --format tflite --out {w}/out/m.tflite --name m"),
+    ("export-tflite-jit-compile", "export {w}/run --format tflite --out {w}/out/m.tflite --jit-compile"),
+    ("export-savedmodel-batch-size", "export {w}/run --format savedmodel --out {w}/out/serving --batch-size 4"),
 ]
 # Run as real processes too: one per command and kind of mistake.
 IN_PROCESSES = ["fit-config-filters-string", "fit-steps-negative", "fit-out-under-a-file", "evaluate-limit-0",
@@ -269,6 +314,8 @@ IN_PROCESSES = ["fit-config-filters-string", "fit-steps-negative", "fit-out-unde
 
 
 def arguments(template, work):
+    if isinstance(template, list):
+        return [part.format(w=work, new=work / "new_run") for part in template]
     return template.format(w=work, new=work / "new_run").split()
 
 
@@ -345,6 +392,22 @@ MESSAGES = {
     "complete-16-bit-colour": "16-bit colour",
     "score-batch-size-negative": "batch_size to be an integer >= 1",
     "score-float-npy": "float.npy",
+    "sample-out-is-the-history": "history.csv, which is also an input",
+    "sample-out-empty": "Expected --out to be a path. Received: ''",
+    "score-csv-empty": "Expected --csv to be a path",
+    "export-name-newline": "without '/' or control characters",
+    "export-name-too-long": "a model name of at most 200 bytes",
+    "evaluate-dataset-empty": "--dataset to be a non-empty string",
+    "score-label-beyond-int64": "Expected labels in [0, 10)",
+    "score-timedelta-npy": "Received dtype timedelta64[s]",
+    "sample-temperature-above-float32": "temperature to be a finite number >= 1e-30 and <= 3.40282e+38",
+    "fit-exclude-every-class": "holds no images",
+    "fit-validation-fraction-rounds-to-0": "validation_fraction to be 0 or in [0.005, 0.995)",
+    "fit-kernel-size-huge": "kernel_size to be an integer in [1, 255]",
+    "export-tflite-version": "--version is not for --format tflite",
+    "fit-devices-absent": "Expected devices of this machine",
+    "fit-config-key-twice": "cfg_twice.json gives 'filters' more than once",
+    "export-savedmodel-batch-size": "--batch-size is not for --format savedmodel",
 }
 
 
@@ -367,7 +430,7 @@ def test_the_contract_holds_in_real_processes(work, kpixel):
 
 
 def test_the_table_covers_every_command():
-    commands = {template.split()[0] for _, template in CASES}
+    commands = {(template if isinstance(template, list) else template.split())[0] for _, template in CASES}
     assert commands == {"fit", "evaluate", "sample", "complete", "score", "export"}
     assert len(CASES) >= 60 and len({case for case, _ in CASES}) == len(CASES)
 
@@ -624,3 +687,74 @@ def test_scoring_no_images_gives_empty_results(conditional_model):
     assert kp.bits_per_dim(conditional_model, none, []).shape == (0,)
     assert {key: value.shape for key, value in kp.score(conditional_model, none).items()} == {
         "bits_per_dim": (0,), "png_bits_per_dim": (0,), "complexity": (0,)}
+
+
+# --- A second hostile pass ----------------------------------------------------------------------
+
+def test_npy_outputs_without_the_npy_suffix_are_written_where_asked(work, tmp_path):
+    """`np.save(PATH)` adds ".npy" to a path without it: `--npy images` left an empty `images` and a
+    stray `.tmp-XXXX.npy` beside it."""
+    for args in (["sample", str(work / "run"), "--num", "2", "--out", str(tmp_path / "s.png"),
+                  "--npy", str(tmp_path / "drawn")],
+                 ["complete", str(work / "run"), "--image", str(work / "img.png"), "--mask", str(work / "mask.png"),
+                  "--num", "2", "--out", str(tmp_path / "c.png"), "--npy", str(tmp_path / "filled.dat")]):
+        status, _, stderr = run_in_process(args)
+        assert status == 0, stderr[-2000:]
+    assert sorted(os.listdir(tmp_path)) == ["c.png", "drawn", "filled.dat", "s.png"]
+    assert np.load(tmp_path / "drawn").shape == (2, 8, 8, 1)
+    np.testing.assert_array_equal(np.load(tmp_path / "filled.dat"), np.repeat(
+        np.asarray(Image.open(work / "img.png"))[None, ..., None], 2, axis=0))
+
+
+def test_more_bad_api_arguments_are_a_value_error(conditional_model):
+    images = IMAGES.astype(np.int64)
+    with pytest.raises(ValueError, match="greedy"):
+        kp.sample(conditional_model, 1, labels=0, greedy="no")  # a truthy string sampled greedily
+    with pytest.raises(ValueError, match="temperature"):
+        kp.sample(conditional_model, 1, labels=0, temperature=1e39)  # was TensorFlow's float32 overflow
+    with pytest.raises(ValueError, match="integer images"):
+        kp.log_prob(conditional_model, images.astype("timedelta64[s]"), 0)  # numpy calls timedelta64 an integer
+    with pytest.raises(ValueError, match="integer labels"):
+        kp.log_prob(conditional_model, images, np.zeros(3, "timedelta64[s]"))
+    with pytest.raises(ValueError, match=r"labels in \[0, 10\)"):
+        kp.log_prob(conditional_model, images, 10**20)
+    for options in ({"kernel_size": 10**6}, {"head_filters": 10**11}, {"num_layers": 10**4}):
+        with pytest.raises(ValueError, match=r"to be an integer in \[1, "):
+            kp.build_model("pixelcnn", (4, 4, 1), **options)  # was an out-of-memory TensorFlow error
+    with pytest.raises(ValueError, match="num_logistic_mix"):
+        kp.build_model("pixelcnn_pp", (8, 8, 1), num_logistic_mix=10**8)  # the process was killed
+
+
+def test_weights_that_diverge_in_the_last_update_stop_the_run(tmp_path):
+    """The losses of every batch are finite (each is computed before its update), but the last update
+    makes the weights non-finite: the run was reported complete, "Saved best.keras" with none written."""
+    from keras_pixelcnn.training import fit
+    from keras_pixelcnn.training.callbacks import TrainingDiverged
+
+    config = TrainConfig(data_dir=FASHION_MNIST, image_size=8, filters=4, num_layers=1, epochs=1, steps_per_epoch=1,
+                         batch_size=4, validation_images=8, sample_images=0, learning_rate=1e308)
+    with pytest.raises(TrainingDiverged, match="at epoch 1"):
+        fit(config, str(tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run" / "best.keras").exists()
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert status["diverged"]["epoch"] == 1 and not status["completed"]
+
+
+@pytest.mark.parametrize("text", ['{"epoch": "x"}', "[]", "{}", "not json", '{"epoch": -1}', '{"epoch": true}'])
+def test_a_corrupt_training_state_is_one_error_naming_it(tmp_path, text):
+    """Hand-edited or half-written `backup/training_metadata.json`: was a KeyError or TypeError traceback,
+    or a message naming nothing ("invalid literal for int() with base 10: 'x'")."""
+    from keras_pixelcnn.training.run_dir import completed_epochs
+
+    (tmp_path / "training_metadata.json").write_text(text)
+    with pytest.raises(ValueError, match=r"Cannot read the training state .*training_metadata.json"):
+        completed_epochs(str(tmp_path))
+    (tmp_path / "training_metadata.json").write_text('{"epoch": 2}')
+    assert completed_epochs(str(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (4, 1), (1, 4), (4,), (1, 1, 1), (3, 4, 4, 1, 1)])
+def test_a_known_mask_of_the_wrong_shape_is_refused(conditional_model, shape):
+    """Broadcasting took a scalar True (every pixel known) or an (H, 1) mask (the same row everywhere)."""
+    with pytest.raises(ValueError, match="known_mask"):
+        kp.complete(conditional_model, IMAGES, np.ones(shape, bool), labels=0)

@@ -49,6 +49,9 @@ def check_writable(path, directory=False, option="--out"):
         ValueError: a file where a directory is expected or the other way round, a parent
             that is a file, or one that is not writable (naming `option` and the path).
     """
+    if not isinstance(path, str) or not path:
+        # "" is the working directory to os.path, and `--out ""` wrote there.
+        raise ValueError(f"Expected {option} to be a path. Received: {path!r}")
     if os.path.exists(path) and os.path.isdir(path) != directory:
         kind = "directory" if directory else "file"
         raise ValueError(f"Expected {option} to be a {kind}. Received: {path}, which is "
@@ -74,7 +77,7 @@ def check_outputs(outputs, inputs=()):
     """
     seen = {os.path.realpath(path): "an input" for path in inputs}
     for option, path in outputs.items():
-        if not path:
+        if path is None:  # not given ("" is refused by check_writable)
             continue
         check_writable(path, option=option)
         other = seen.setdefault(os.path.realpath(path), option)
@@ -168,7 +171,7 @@ def _read_npy(path, image_shape):
     if array.ndim != 4 or array.shape[1:] != (height, width, channels):
         raise ValueError(f"Expected an array (H, W[, C]) or (B, H, W[, C]) of {height}x{width}x{channels} images "
                          f"in {path}. Received: shape {np.load(path, mmap_mode='r').shape}")
-    if not np.issubdtype(array.dtype, np.integer):
+    if array.dtype.kind not in "iu":  # not np.issubdtype(.., np.integer): timedelta64 is one
         raise ValueError(f"Expected integer values in [0, 255] in {path}. Received dtype {array.dtype}")
     array = np.asarray(array)
     if array.size and (array.min() < 0 or array.max() > 255):

@@ -8,6 +8,12 @@ from keras_pixelcnn.distributions import PixelDistribution
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 
 
+# The largest value of each integer hyperparameter (4096 for the others): beyond them a model
+# does not fit in memory (`kernel_size: 1000001` asked TensorFlow for a 8 TB kernel and
+# `num_logistic_mix: 10**8` got the process killed).
+MAXIMA = {"num_layers": 256, "kernel_size": 255, "stem_kernel_size": 255, "num_logistic_mix": 256}
+
+
 @dataclasses.dataclass(frozen=True)
 class HyperParameters:
     """Base of each architecture's frozen hyperparameter dataclass.
@@ -30,10 +36,11 @@ class HyperParameters:
                 f"Received: {dict(values)}"
             )
         for key, value in values.items():
+            highest = MAXIMA.get(key, 4096)
             if isinstance(fields[key].default, int) and not (
-                isinstance(value, int) and not isinstance(value, bool) and value > 0
+                isinstance(value, int) and not isinstance(value, bool) and 0 < value <= highest
             ):
-                raise ValueError(f"Expected {key} to be a positive int. Received: {key}={value!r}")
+                raise ValueError(f"Expected {key} to be an integer in [1, {highest}]. Received: {key}={value!r}")
         return cls(**values)
 
     def to_dict(self):

@@ -51,6 +51,7 @@ DEFAULT_BATCH_SIZE = 64
 # The smallest temperature: below it `log p / T` overflows float32 even for the most likely value
 # (log p >= -log 256), and every value would tie at -inf. T -> 0 tends to `greedy=True`.
 MIN_TEMPERATURE = 1e-30
+MAX_TEMPERATURE = float(np.finfo(np.float32).max)
 
 
 def _label_tensor(model, num_images, labels):
@@ -59,13 +60,17 @@ def _label_tensor(model, num_images, labels):
     return None if labels is None else tf.constant(labels)
 
 
-def _check_common(num_images, temperature, method):
+def _check_common(num_images, temperature, method, greedy=False):
+    if not isinstance(greedy, (bool, np.bool_)):  # "no" is truthy: it sampled greedily
+        raise ValueError(f"Expected greedy to be True or False. Received: greedy={greedy!r}")
     if method not in METHODS:
         raise ValueError(f"Expected method in {METHODS}. Received: method={method!r}")
     number = isinstance(temperature, (int, float, np.integer, np.floating)) and not isinstance(
         temperature, (bool, np.bool_))
-    if not (number and np.isfinite(temperature) and temperature >= MIN_TEMPERATURE):
-        raise ValueError(f"Expected temperature to be a finite number >= {MIN_TEMPERATURE:g}. "
+    # At most float32's largest: the sampler runs in float32 (1e39 failed inside TensorFlow).
+    if not (number and np.isfinite(temperature) and MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        raise ValueError(f"Expected temperature to be a finite number >= {MIN_TEMPERATURE:g} "
+                         f"and <= {MAX_TEMPERATURE:g}. "
                          f"Received: temperature={temperature!r}")
     if not (isinstance(num_images, (int, np.integer)) and not isinstance(num_images, (bool, np.bool_))
             and num_images > 0):
@@ -101,7 +106,7 @@ def sample(model, num_images, *, seed=0, temperature=1.0, labels=None, method="c
         >>> images.shape, images.dtype
         ((16, 28, 28, 1), dtype('uint8'))
     """
-    _check_common(num_images, temperature, method)
+    _check_common(num_images, temperature, method, greedy)
     labels = _label_tensor(model, num_images, labels)
     return _run(model, _Nothing(num_images, tuple(model.inputs[0].shape[1:])), None, seed, labels, temperature,
                 method, greedy, batch_size, progress)
@@ -134,12 +139,17 @@ def complete(model, images, known_mask, *, seed=0, temperature=1.0, labels=None,
         ValueError: for bad shapes, dtypes or values.
     """
     images = check_images(model, images)
-    _check_common(len(images), temperature, method)
+    _check_common(len(images), temperature, method, greedy)
     known_mask = np.asarray(known_mask)
     if known_mask.dtype != bool:
         raise ValueError(f"Expected a boolean known_mask. Received: dtype={known_mask.dtype}")
     if known_mask.ndim == 2:
         known_mask = known_mask[..., None]
+    # (H, W), (H, W, C) or (B, H, W, C), C and B possibly 1: a scalar True or an (H, 1) mask broadcast
+    # silently over the whole image.
+    if known_mask.ndim not in (3, 4) or known_mask.shape[-3:-1] != images.shape[1:3]:
+        raise ValueError(f"Expected known_mask of shape (H, W), (H, W, C) or (B, H, W, C) for images {images.shape}. "
+                         f"Received: shape {np.asarray(known_mask).shape}")
     try:
         known_mask = np.broadcast_to(known_mask, images.shape)
     except ValueError:

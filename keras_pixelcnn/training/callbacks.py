@@ -80,20 +80,42 @@ class BitsPerDimFromLoss(keras.callbacks.Callback):
 
 
 class StopOnNaN(keras.callbacks.Callback):
-    """Stop at the first non-finite loss and remember where, for a clear error."""
+    """Stop at the first non-finite loss and remember where, for a clear error.
+
+    A batch's loss is computed before its update, so the update of an epoch's last batch can
+    make the weights non-finite with every training loss finite (`--learning-rate 1e308` did,
+    and the run was reported complete). The end of each epoch therefore also checks the
+    validation loss and the weights. Put it before the checkpoint callback.
+    """
 
     def __init__(self):
         super().__init__()
         self.where = None
+        self.what = "loss"
         self._epoch = 0
+        self._batch = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        self._batch = batch + 1
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
             self.where = (self._epoch + 1, batch + 1, float(loss))
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.where is not None:
+            return
+        loss = (logs or {}).get("val_loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            self.what = "validation loss"
+            self.where = (epoch + 1, self._batch, float(loss))
+        elif non_finite_weights(self.model):
+            self.what = "weights"
+            self.where = (epoch + 1, self._batch, float("nan"))
+        if self.where is not None:
             self.model.stop_training = True
 
 

@@ -28,6 +28,13 @@ def split_sources(config):
     if config.exclude_classes:
         train = data_lib.without_classes(train, config.exclude_classes)
         validation = validation and data_lib.without_classes(validation, config.exclude_classes)
+    # Before the run dir is written: an empty split made a traceback inside model.fit (every class
+    # excluded) or a run that never saved best.keras.
+    for part, source in (("training", train), ("validation", validation)):
+        if source is not None and not source.num_examples:
+            raise data_lib.DataError(f"The {part} split {source.split} of {config.dataset} holds no images "
+                                     f"(exclude_classes={list(config.exclude_classes or [])}, "
+                                     f"validation_fraction={config.validation_fraction})")
     return train, validation
 
 
@@ -192,7 +199,7 @@ def finish(run_dir, status, nan_stop, write=True):
         if write:  # load_run names the epoch when it refuses the non-finite last.keras
             status.update(diverged={"epoch": epoch, "batch": batch, "loss": str(value)})
             write_json(os.path.join(run_dir, "run.json"), status)
-        raise TrainingDiverged(f"Training stopped: the loss became {value} at epoch {epoch}, batch {batch}; "
+        raise TrainingDiverged(f"Training stopped: the {nan_stop.what} became {value} at epoch {epoch}, batch {batch}; "
                                "lower --learning-rate or check the data")
     if write:
         status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))

@@ -70,6 +70,19 @@ def _number(key, value, low, high, closed, optional):
     return float(value)
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs):
+    """A JSON object as a dict, refusing a key given twice (`{"filters": 8, "filters": 9}` took the last)."""
+    values = dict(pairs)
+    if len(values) != len(pairs):
+        seen = set()
+        raise _DuplicateKey(next(repr(key) for key, _ in pairs if key in seen or seen.add(key)))
+    return values
+
+
 def read_json(path):
     """The JSON value in the file `path`.
 
@@ -81,11 +94,13 @@ def read_json(path):
         raise FileNotFoundError(f"No such file: {path}")
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            return json.load(handle, object_pairs_hook=_no_duplicates)
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"Cannot read {path}: {getattr(error, 'strerror', None) or error}") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+    except _DuplicateKey as error:
+        raise ValueError(f"{path} gives {error} more than once (which one would win?)") from None
     except RecursionError:  # arrays or objects nested thousands deep
         raise ValueError(f"{path} is not a config: JSON nested too deep") from None
 
@@ -167,6 +182,11 @@ class TrainConfig:
         self._check_lists()
         self._check_model_options()
         # Cross-field checks.
+        if self.validation_fraction and not 1 <= round(100 * self.validation_fraction) <= 99:
+            # The split is taken in whole percent (`train[:90%]`): 0.001 held out nothing (and best.keras
+            # was never written), 0.999 left no training images.
+            raise ValueError("Expected validation_fraction to be 0 or in [0.005, 0.995) (it is rounded to whole "
+                             f"percent, 1% to 99%). Received: validation_fraction={self.validation_fraction!r}")
         if self.perturb_rate and self.levels != 256:
             raise ValueError(f"perturb_rate needs 256 levels. Received: levels={self.levels}")
         if self.validation_images is not None and self.validation_fraction == 0:
@@ -179,7 +199,7 @@ class TrainConfig:
 
     def _check_lists(self):
         if self.devices is not None:
-            if isinstance(self.devices, str) or not isinstance(self.devices, (list, tuple)) or not all(
+            if isinstance(self.devices, str) or not isinstance(self.devices, (list, tuple)) or not self.devices or not all(
                     isinstance(device, str) and device for device in self.devices):
                 raise ValueError(f"Expected devices to be a list of device names like \"/gpu:0\" or null. "
                                  f"Received: devices={self.devices!r}")

@@ -45,8 +45,15 @@ def completed_epochs(backup_dir):
     path = os.path.join(backup_dir, "training_metadata.json")
     if not os.path.exists(path):
         return 0
-    with open(path) as handle:
-        return int(json.load(handle)["epoch"])
+    try:
+        with open(path) as handle:
+            epoch = json.load(handle)["epoch"]
+        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"epoch={epoch!r}")
+        return epoch
+    except (OSError, ValueError, KeyError, TypeError) as error:  # hand-edited or half-written
+        raise ValueError(f"Cannot read the training state {path}: {type(error).__name__}: {error}; delete "
+                         f"{backup_dir} to restart the run from its first epoch") from None
 
 
 def _backup_dir(run_dir):

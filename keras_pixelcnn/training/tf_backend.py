@@ -14,9 +14,30 @@ def make_strategy(name, devices=None):
     import tensorflow as tf
 
     gpus = tf.config.list_logical_devices("GPU")
+    if devices:
+        _check_devices(devices, tf.config.list_logical_devices())
     if name == "mirrored" or (name == "auto" and (len(gpus) > 1 or devices)):
         return tf.distribute.MirroredStrategy(devices=list(devices) if devices else None)
     return tf.distribute.get_strategy()
+
+
+def _check_devices(devices, available):
+    """Refuse (ValueError) a device name that is malformed or not on this machine: `"devices": ["/gpu:7"]`
+    trained on the CPU without a word."""
+    import tensorflow as tf
+
+    present = set()
+    for device in available:
+        spec = tf.DeviceSpec.from_string(device.name)
+        present |= {(spec.device_type.upper(), spec.device_index), (spec.device_type.upper(), None)}
+    for device in devices:
+        try:
+            spec = tf.DeviceSpec.from_string(device)
+        except (ValueError, TypeError):
+            spec = None
+        if spec is None or not spec.device_type or (spec.device_type.upper(), spec.device_index) not in present:
+            raise ValueError(f"Expected devices of this machine ({sorted(d.name for d in available)}). "
+                             f"Received: devices={list(devices)!r}")
 
 
 def _set_precision(config):
