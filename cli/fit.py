@@ -34,8 +34,7 @@ _OPTIONS = [
     ("--sample-images", int, "Images in the per-epoch sample grid, 0 for none. [16]"),
     ("--mixed-precision", click.Choice(["auto", "on", "bf16", "off"]), "Half-precision compute: on = float16 "
                                                                         "(bfloat16 on JAX), bf16 = bfloat16. "
-                                                                        "[auto: float16 on GPU, bfloat16 on CPUs "
-                                                                        "with AVX512_BF16/AMX]"),
+                                                                        "[auto: float16 on GPU, else float32]"),
     ("--jit-compile", click.Choice(["auto", "on", "off"]), "XLA (TensorFlow backend). [auto: on GPU]"),
     ("--exclude-classes", str, "Comma-separated labels to leave out (one-class-out anomaly detection)."),
     ("--perturb-rate", float, "Replace this fraction of training sub-pixels by noise (likelihood-ratio "

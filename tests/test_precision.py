@@ -160,31 +160,28 @@ def test_a_run_trained_with_float16_and_xla_works_in_every_command(architecture,
 
 @needs_data
 def test_a_run_trained_in_bfloat16_works_in_every_command(tmp_path):
-    """`kpixel fit --mixed-precision bf16` (what `auto` picks on CPUs with AVX512_BF16), then every command."""
+    """`kpixel fit --mixed-precision bf16` (about twice as fast on CPUs with AVX512_BF16), then every command."""
     results = _client(tmp_path, "pixelcnn", "--strategy", "default", "--mixed-precision", "bf16", "--conditional")
     _, model = load_run(str(tmp_path / "run"))
     assert {layer.dtype_policy.name for layer in model.layers if layer.weights} == {"mixed_bfloat16"}
     _check_run(tmp_path, "pixelcnn", results)
 
 
-@pytest.mark.parametrize("setting, backend, gpu, flags, want", [
-    ("auto", "tensorflow", False, "fpu avx512f avx512_bf16 amx_tile", "mixed_bfloat16"),
-    ("auto", "tensorflow", False, "fpu avx512f amx_bf16", "mixed_bfloat16"),
-    ("auto", "tensorflow", False, "fpu avx512f avx2", "float32"),
-    ("auto", "tensorflow", False, None, "float32"),  # no /proc/cpuinfo (macOS, Windows)
-    ("auto", "tensorflow", True, "avx512_bf16", "mixed_float16"),
-    ("auto", "jax", False, "avx512_bf16", "float32"),
-    ("auto", "jax", True, "", "mixed_bfloat16"),
-    ("on", "tensorflow", False, "avx512_bf16", "mixed_float16"),
-    ("on", "jax", False, "", "mixed_bfloat16"),
-    ("bf16", "tensorflow", False, "", "mixed_bfloat16"),
-    ("off", "tensorflow", True, "avx512_bf16", "float32"),
+@pytest.mark.parametrize("setting, backend, gpu, want", [
+    ("auto", "tensorflow", False, "float32"),
+    ("auto", "tensorflow", True, "mixed_float16"),
+    ("auto", "jax", False, "float32"),
+    ("auto", "jax", True, "mixed_bfloat16"),
+    ("on", "tensorflow", False, "mixed_float16"),
+    ("on", "jax", False, "mixed_bfloat16"),
+    ("bf16", "tensorflow", False, "mixed_bfloat16"),
+    ("bf16", "tensorflow", True, "mixed_bfloat16"),
+    ("bf16", "jax", True, "mixed_bfloat16"),
+    ("off", "tensorflow", True, "float32"),
+    ("off", "jax", True, "float32"),
 ])
-def test_the_policy_of_each_setting(tmp_path, setting, backend, gpu, flags, want):
-    cpuinfo = tmp_path / "cpuinfo"
-    if flags is not None:
-        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: a CPU named avx512_bf16\nflags\t\t: {flags}\n\n")
-    assert dtype_policy(setting, backend, gpu, cpuinfo=str(cpuinfo)) == want
+def test_the_policy_of_each_setting(setting, backend, gpu, want):
+    assert dtype_policy(setting, backend, gpu) == want
 
 
 def test_an_unknown_setting_is_refused():
