@@ -1,13 +1,25 @@
 """Training images/s of keras_pixelcnn against a plain-Keras PixelCNN of equal size, in one run.
 
-    python benchmarks/train_throughput.py [--steps 16] [--batch-size 64] [--filters 64] [--num-layers 5]
+    python benchmarks/train_throughput.py [--batch-sizes 16 32 64] [--steps 16] [--rounds 3]
+                                          [--quality-steps 200] [--filters 64] [--num-layers 5]
 
-Both models train on the same real Fashion-MNIST batches (random images if
-the Debian package is absent) for the same number of steps after a warm-up
-that compiles them; the ratio is ours / reference.
+Three models train on the same real Fashion-MNIST batches (random images if the
+Debian package is absent): the tutorial-style reference (float32), keras_pixelcnn
+in float32 and keras_pixelcnn under `mixed_bfloat16`. Per batch size, each is
+compiled and warmed up, then timed for `--steps` steps, `--rounds` times with the
+models taking turns, so a load from other processes on a shared CPU hits all of
+them alike; images/s is from the fastest round. Ratios are to the reference.
+
+Quality: at each batch size the two keras_pixelcnn runs start from the same
+weights, read the same batches for `--quality-steps` steps, and are scored on
+1,000 test images (exact bits/dim, float32 inference); the bfloat16 run must be
+within 0.01 of the float32 run. The FLOP accounting counts, per image, the
+multiply-adds of every convolution: "useful" those with a non-zero mask tap,
+"paid" those each model computes.
 """
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -20,56 +32,125 @@ import tensorflow as tf  # noqa: E402
 
 import keras_pixelcnn as kp  # noqa: E402
 from keras_pixelcnn.data import sources as data  # noqa: E402
-from keras_pixelcnn.training import TrainConfig
+from keras_pixelcnn.training import TrainConfig  # noqa: E402
 from keras_pixelcnn.training.common import compiled_model  # noqa: E402
-from reference_pixelcnn import build_reference  # noqa: E402
+from reference_pixelcnn import AssignMaskedConv, build_reference  # noqa: E402
 
 
-def _images(count):
+def _images(split, count):
     try:
-        return data.load("fashion_mnist", "train").images[:count].astype(np.int32), "Fashion-MNIST"
+        return data.load("fashion_mnist", split).images[:count].astype(np.int32), "Fashion-MNIST"
     except data.DataError:
         return np.random.default_rng(0).integers(0, 256, (count, 28, 28, 1)).astype(np.int32), "random"
 
 
-def _rate(model, dataset, steps, warmup):
-    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return time.perf_counter() - start
+def _datasets(images, batch_size):
+    batches = tf.data.Dataset.from_tensor_slices(images).batch(batch_size, drop_remainder=True)
+    ours = batches.map(lambda x: (x, x)).repeat().prefetch(2)
+    # The reference takes float images in [0, 1] and integer targets, as tutorials do.
+    reference = batches.map(lambda x: (tf.cast(x, tf.float32) / 255.0, x)).repeat().prefetch(2)
+    return ours, reference
+
+
+def _ours(policy, config):
+    keras.config.set_dtype_policy(policy)
+    try:
+        return compiled_model(config, (28, 28, 1), None, total_steps=1)  # constant rate: no schedule
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def _macs(model):
+    """Forward multiply-adds per image of every convolution: (useful, paid)."""
+    useful = paid = 0
+    pixels = 28 * 28  # every convolution of a PixelCNN keeps the image size
+    for layer in model.layers:
+        conv = layer.conv if isinstance(layer, AssignMaskedConv) else layer
+        if not isinstance(conv, keras.layers.Conv2D):
+            continue
+        if isinstance(conv, kp.MaskedConv2D):
+            mask = conv._mask
+            paid_taps = conv.used_kernel().shape[0] * conv.kernel_size[1]
+        else:  # the reference: a full kernel times a mask
+            mask = layer.mask
+            paid_taps = math.prod(conv.kernel_size)
+        useful += pixels * int(np.count_nonzero(mask))
+        paid += pixels * paid_taps * mask.shape[2] * mask.shape[3]
+    return useful, paid
+
+
+def _timed(models, datasets, steps, rounds):
+    """Seconds of the fastest of `rounds` timed fits of `steps` steps, per model (models take turns)."""
+    best = {name: math.inf for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            start = time.perf_counter()
+            model.fit(datasets[name], steps_per_epoch=steps, epochs=1, verbose=0)
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _quality(config, float32, ours_data, test, steps):
+    """bits/dim on `test` of the float32 and bfloat16 runs after `steps` steps from the same weights."""
+    start = float32.get_weights()
+    scores = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        model = _ours(policy, config)
+        model.set_weights(start)
+        model.fit(ours_data, steps_per_epoch=steps, epochs=1, verbose=0)
+        scores[policy] = float(np.mean(kp.bits_per_dim(model, test)))
+    return scores
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[16, 32, 64])
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quality-steps", type=int, default=200)
     parser.add_argument("--filters", type=int, default=64)
     parser.add_argument("--num-layers", type=int, default=5)
     args = parser.parse_args()
 
-    images, origin = _images(args.batch_size * 8)
-    batches = tf.data.Dataset.from_tensor_slices(images).batch(args.batch_size, drop_remainder=True)
-    ours_data = batches.map(lambda x: (x, x)).repeat().prefetch(2)
-    # The reference takes float images in [0, 1] and integer targets, as tutorials do.
-    reference_data = batches.map(lambda x: (tf.cast(x, tf.float32) / 255.0, x)).repeat().prefetch(2)
+    images, origin = _images("train", max(args.batch_sizes) * 16)
+    test, _ = _images("test", 1000)
+    rows = []
+    for batch_size in args.batch_sizes:
+        ours_data, reference_data = _datasets(images, batch_size)
+        keras.utils.set_random_seed(0)
+        config = TrainConfig(filters=args.filters, num_layers=args.num_layers, batch_size=batch_size)
+        models = {"reference": build_reference((28, 28, 1), args.filters, args.num_layers),
+                  "float32": _ours("float32", config), "bfloat16": _ours("mixed_bfloat16", config)}
+        models["bfloat16"].set_weights(models["float32"].get_weights())
+        params = {model.count_params() for model in models.values()}
+        assert len(params) == 1, params
+        datasets = {"reference": reference_data, "float32": ours_data, "bfloat16": ours_data}
+        for name, model in models.items():
+            model.fit(datasets[name], steps_per_epoch=args.warmup, epochs=1, verbose=0)  # compile
+        seconds = _timed(models, datasets, args.steps, args.rounds)
+        rate = {name: args.steps * batch_size / value for name, value in seconds.items()}
+        quality = _quality(config, models["float32"], ours_data, test, args.quality_steps) if args.quality_steps else {}
+        rows.append((batch_size, rate, quality))
+        print(f"batch {batch_size}: " + ", ".join(f"{name} {value:.1f} images/s" for name, value in rate.items())
+              + "".join(f", {name} {value:.4f} bits/dim" for name, value in quality.items()), flush=True)
 
-    keras.utils.set_random_seed(0)
-    config = TrainConfig(filters=args.filters, num_layers=args.num_layers, batch_size=args.batch_size)
-    ours = compiled_model(config, (28, 28, 1), None, total_steps=1)  # constant rate: no schedule
-    reference = build_reference((28, 28, 1), args.filters, args.num_layers)
-    assert ours.count_params() == reference.count_params(), (ours.count_params(), reference.count_params())
-
-    ours_time = _rate(ours, ours_data, args.steps, args.warmup)
-    reference_time = _rate(reference, reference_data, args.steps, args.warmup)
-    count = args.steps * args.batch_size
-    print(f"device: {tf.config.list_logical_devices()[-1].device_type}, backend {keras.backend.backend()}, "
-          f"data: {origin}, 28x28x1, batch {args.batch_size}, {args.num_layers} blocks x {args.filters} filters, "
-          f"{ours.count_params():,} parameters each")
-    print(f"keras_pixelcnn: {count / ours_time:8.1f} images/s  (fused NLL, bits/dim from the loss, v{kp.__version__})")
-    print(f"reference:      {count / reference_time:8.1f} images/s  (kernel.assign masks, Keras defaults)")
-    print(f"seconds for {args.steps} steps: ours {ours_time:.3f}, reference {reference_time:.3f}")
-    print(f"ratio:          {reference_time / ours_time:8.2f}x")
+    useful, paid = _macs(models["float32"])
+    _, reference_paid = _macs(models["reference"])
+    print(f"\ndevice: {tf.config.list_logical_devices()[-1].device_type}, backend {keras.backend.backend()}, "
+          f"data: {origin}, 28x28x1, {args.num_layers} blocks x {args.filters} filters, {params.pop():,} parameters "
+          f"each, v{kp.__version__}; fastest of {args.rounds} rounds of {args.steps} steps")
+    print(f"forward multiply-adds per image: useful {useful / 1e6:.1f} M, paid by keras_pixelcnn {paid / 1e6:.1f} M, "
+          f"by the reference {reference_paid / 1e6:.1f} M")
+    print("| batch | reference (float32) | keras_pixelcnn float32 | keras_pixelcnn bfloat16 | bits/dim after "
+          f"{args.quality_steps} steps: float32, bfloat16 |")
+    print("|---|---|---|---|---|")
+    for batch_size, rate, quality in rows:
+        ref = rate["reference"]
+        bits = (f"{quality['float32']:.4f}, {quality['mixed_bfloat16']:.4f} "
+                f"({quality['mixed_bfloat16'] - quality['float32']:+.4f})" if quality else "not measured")
+        print(f"| {batch_size} | {ref:.1f} images/s | {rate['float32']:.1f} ({rate['float32'] / ref:.2f}×) | "
+              f"{rate['bfloat16']:.1f} ({rate['bfloat16'] / ref:.2f}×) | {bits} |")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ _OPTIONS = [
     ("--image-size", int, "Resize images to N x N (after --crop)."),
     ("--levels", int, "Quantise to N grey levels. [256]"),
     ("--sample-images", int, "Images in the per-epoch sample grid, 0 for none. [16]"),
-    ("--mixed-precision", click.Choice(["auto", "on", "off"]), "float16 compute. [auto: on GPU]"),
+    ("--mixed-precision", click.Choice(["auto", "on", "bf16", "off"]), "Half-precision compute: on = float16 "
+                                                                        "(bfloat16 on JAX), bf16 = bfloat16. "
+                                                                        "[auto: float16 on GPU, else float32]"),
     ("--jit-compile", click.Choice(["auto", "on", "off"]), "XLA (TensorFlow backend). [auto: on GPU]"),
     ("--exclude-classes", str, "Comma-separated labels to leave out (one-class-out anomaly detection)."),
     ("--perturb-rate", float, "Replace this fraction of training sub-pixels by noise (likelihood-ratio "

@@ -74,3 +74,51 @@ def test_strided_output_is_centred_on_its_input_pixel(size):
             expected = np.zeros((size, size), dtype=bool)
             expected[max(2 * i - 1, 0):2 * i + 1, max(2 * j - 1, 0):2 * j + 2] = True
             np.testing.assert_array_equal(reads[i, j], expected, err_msg=f"output {(i, j)}")
+
+
+def _reference_mask(kh, kw, in_channels, out_channels, mask_type, colors):
+    """The mask from its definition, tap by tap (independent of `causal_mask`)."""
+    mask = np.zeros((kh, kw, in_channels, out_channels), "float32")
+    for r in range(kh):
+        for c in range(kw):
+            for i in range(in_channels):
+                for o in range(out_channels):
+                    g_in, g_out = i * colors // in_channels, o * colors // out_channels
+                    if mask_type == "V":
+                        mask[r, c, i, o] = r <= kh // 2
+                    elif (r, c) == (kh // 2, kw // 2):
+                        mask[r, c, i, o] = g_in < g_out or (mask_type == "B" and g_in == g_out)
+                    else:
+                        mask[r, c, i, o] = r < kh // 2 or (r == kh // 2 and c < kw // 2)
+    return mask
+
+
+def _numpy_masked_conv(x, kernel, bias, mask, stride):
+    """out[b, i, j] = bias + sum over taps (r, c) of x[b, s*i + r - kh//2, s*j + c - kw//2] @ (kernel * mask)[r, c]."""
+    batch, height, width, _ = x.shape
+    kh, kw = kernel.shape[:2]
+    out = np.zeros((batch, -(-height // stride), -(-width // stride), kernel.shape[-1]), "float64")
+    for i in range(out.shape[1]):
+        for j in range(out.shape[2]):
+            for r in range(kh):
+                for c in range(kw):
+                    y, z = stride * i + r - kh // 2, stride * j + c - kw // 2
+                    if 0 <= y < height and 0 <= z < width:
+                        out[:, i, j] += x[:, y, z].astype("float64") @ (kernel[r, c] * mask[r, c])
+    return out + bias
+
+
+@pytest.mark.parametrize("mask_type", ["A", "B", "V"])
+@pytest.mark.parametrize("colors", [1, 3])
+@pytest.mark.parametrize("kernel_size, stride", [((1, 1), 1), ((3, 3), 1), ((5, 5), 1), ((7, 7), 1), ((1, 3), 1),
+                                                 ((3, 5), 1), ((3, 3), 2)])
+def test_output_equals_a_numpy_masked_convolution(mask_type, colors, kernel_size, stride):
+    """The layer convolves only the rows it needs; the result is the full masked convolution's."""
+    rng = np.random.default_rng(sum(kernel_size) + colors)
+    layer = MaskedConv2D(6, kernel_size, mask_type=mask_type, color_channels=colors, strides=stride,
+                         bias_initializer="random_normal")
+    x = rng.normal(size=(2, 7, 6, 6)).astype("float32")
+    out = keras.ops.convert_to_numpy(layer(x))
+    kernel, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)
+    mask = _reference_mask(*kernel_size, 6, 6, mask_type, colors)
+    np.testing.assert_allclose(out, _numpy_masked_conv(x, kernel, bias, mask, stride), rtol=1e-5, atol=1e-5)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from keras_pixelcnn.training.common import compiled_model, finish, make_callbacks, prepare
+from keras_pixelcnn.training.precision import dtype_policy
 
 
 def initialize(coordinator=None, num_processes=1, process_id=0):
@@ -60,8 +61,7 @@ def fit(config, run_dir, verbose="auto", lock=None):
         config, run_dir, jax.device_count(), write=main, lock=lock)
     if main and status is None:
         return None
-    keras.config.set_dtype_policy("mixed_bfloat16" if config.mixed_precision == "on" or (
-        config.mixed_precision == "auto" and jax.default_backend() == "gpu") else "float32")
+    keras.config.set_dtype_policy(dtype_policy(config.mixed_precision, "jax", jax.default_backend() == "gpu"))
     # Each process passes its own shard (below), so Keras must not shard again.
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=jax.devices(), auto_shard_dataset=False))

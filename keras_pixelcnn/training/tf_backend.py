@@ -6,6 +6,7 @@ import keras
 
 from keras_pixelcnn.data.pipeline import make_dataset
 from keras_pixelcnn.training.common import compiled_model, finish, make_callbacks, prepare, resolve_jit
+from keras_pixelcnn.training.precision import dtype_policy
 from keras_pixelcnn.training.run_dir import completed_epochs
 
 
@@ -43,8 +44,8 @@ def _check_devices(devices, available):
 def _set_precision(config):
     import tensorflow as tf
 
-    on = config.mixed_precision == "on" or (config.mixed_precision == "auto" and tf.config.list_logical_devices("GPU"))
-    keras.config.set_dtype_policy("mixed_float16" if on else "float32")
+    gpu = bool(tf.config.list_logical_devices("GPU"))
+    keras.config.set_dtype_policy(dtype_policy(config.mixed_precision, "tensorflow", gpu))
 
 
 def fit(config, run_dir, verbose="auto", lock=None):
