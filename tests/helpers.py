@@ -28,11 +28,13 @@ def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0,
     """
     import numpy as np
 
+    import keras_pixelcnn as kp
+
     model = tiny_model(architecture, channels, num_classes=num_classes, size=size, seed=seed)
     head = model.layers[-2]  # the layer whose outputs are the distribution's parameters
     kernel, bias = head.get_weights()
     rng = np.random.default_rng(7)
-    if architecture == "pixelcnn_pp":
+    if kp.distribution_of(model).name == "logistic_mixture":
         head.set_weights([kernel * 16, bias * 16])
     else:
         head.set_weights([kernel * 4, bias + rng.normal(0, 5, bias.shape).astype(bias.dtype)])
