@@ -166,6 +166,7 @@ def _tflite_runner(path, signature):
     ("pixelcnn", 3, 3, 6),
     ("diagonal_bilstm", 1, None, 6),
     ("pixelcnn_pp", 1, None, 8),
+    ("pixelsnail", 3, 3, 4),
 ])
 def test_tflite_graphs_equal_the_keras_model(architecture, channels, num_classes, size, tmp_path):
     model = tiny_model(architecture, channels, num_classes=num_classes, size=size)
