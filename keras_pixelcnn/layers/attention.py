@@ -89,7 +89,10 @@ class CausalAttention(keras.layers.Layer):
         return ops.reshape(x, (-1, height * width, self.num_heads, depth // self.num_heads))
 
     def call(self, inputs):
-        queries, keys, values = (self._split(x) for x in inputs)
+        # Half precision (mixed-precision training) overflows q.k and the softmax sums: compute in float32.
+        wide = [x if keras.backend.standardize_dtype(x.dtype) not in ("float16", "bfloat16")
+                else ops.cast(x, "float32") for x in inputs]
+        queries, keys, values = (self._split(x) for x in wide)
         scale = ops.cast(1.0 / np.sqrt(queries.shape[-1]), queries.dtype)
         # (B, N, h, d) x (B, M, h, d) -> (B, h, N, M)
         logits = ops.einsum("bnhd,bmhd->bhnm", queries, keys) * scale
@@ -97,7 +100,7 @@ class CausalAttention(keras.layers.Layer):
         # (B, h, N, M) x (B, M, h, dv) -> (B, N, h, dv) -> (B, H, W, h * dv)
         out = ops.einsum("bhnm,bmhd->bnhd", weights, values)
         height, width = inputs[0].shape[1:3]
-        return ops.reshape(out, (-1, height, width, inputs[2].shape[-1]))
+        return ops.cast(ops.reshape(out, (-1, height, width, inputs[2].shape[-1])), inputs[2].dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0][:-1]) + (input_shape[2][-1],)
