@@ -125,17 +125,17 @@ MUTANTS = [
      'logits = ops.einsum("bnhd,bmhd->bhnm", queries, keys)', ["tests/test_pixelsnail.py", "-k", "numpy_reference"]),
     ("attention_half_precision_softmax", "keras_pixelcnn/layers/attention.py",
      'else ops.cast(x, "float32") for x in inputs]', "else x for x in inputs]",
-     ["tests/test_precision.py", "-k", "half_precision and pixelsnail-mixed_float16"]),
+     ["tests/test_pixelsnail.py", "-k", "half_precision"]),
     ("attention_query_reads_the_image", "keras_pixelcnn/models/pixelsnail.py",
      'name=f"{name}_query")(ul)', 'name=f"{name}_query")(both)',
      ["tests/test_models.py", "-k", "causal_on_every and pixelsnail-1-None"]),
     ("attention_cache_reads_the_current_pixel", "keras_pixelcnn/sampling/attention_rule.py",
      "positions < (height - 1) * width + col)", "positions <= (height - 1) * width + col)",
-     ["tests/test_sampling.py", "-k", "cached_equals_naive_for_a_seed and pixelsnail"]),
+     ["tests/test_pixelsnail.py", "-k", "every_pixel"]),
     ("attention_cache_reads_the_padding", "keras_pixelcnn/sampling/attention_rule.py",
      "allowed = tf.logical_and(positions >= (height - 1 - row) * width, positions < (height - 1) * width + col)",
      "allowed = positions < (height - 1) * width + col",
-     ["tests/test_sampling.py", "-k", "cached_equals_naive_for_a_seed and pixelsnail"]),
+     ["tests/test_pixelsnail.py", "-k", "every_pixel"]),
 ]
 
 
