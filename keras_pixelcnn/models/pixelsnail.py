@@ -33,8 +33,6 @@ import dataclasses
 
 import keras
 
-from keras_pixelcnn.distributions import PixelDistribution
-from keras_pixelcnn.distributions.logistic_mixture import DiscretizedLogisticMixture
 from keras_pixelcnn.layers.attention import CausalAttention
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.models import common
@@ -98,12 +96,7 @@ def _head(ul, x, config, channels):
             own = MaskedConv2D(config.head_filters, 1, "A", channels, use_bias=False, name="head_pixel")(x)
             hidden = keras.layers.Add(name="head_add_pixel")([hidden, own])
         return common.categorical_head(hidden, config.head_filters, channels)
-    num_params = DiscretizedLogisticMixture.num_params(channels, config.num_logistic_mix)
-    # As in PixelCNN++: pixel (0, 0) reads no image, a random bias keeps its colour coefficients non-zero.
-    params = MaskedConv2D(num_params, 1, "B", 1, bias_initializer=keras.initializers.RandomNormal(stddev=0.1),
-                          name="head_params")(ul)
-    options = {"num_mix": config.num_logistic_mix}
-    return PixelDistribution(DiscretizedLogisticMixture.name, channels, options=options, name="distribution")(params)
+    return common.mixture_head(ul, channels, config.num_logistic_mix)
 
 
 def build(config, image_shape, num_classes=None, name="pixelsnail"):
