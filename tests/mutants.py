@@ -93,6 +93,9 @@ MUTANTS = [
      "and math.isfinite(value) and value < self.best and not non_finite_weights(self.model):",
      "and value < self.best:", ["tests/test_precision.py", "-k", "checkpoints_never"]),
     # Hostile input (issue 16): each check a refusal rests on.
+    ("best_json_names_the_epoch_before", "keras_pixelcnn/training/callbacks.py",
+     '{"epoch": epoch + 1, "monitor"', '{"epoch": epoch, "monitor"',
+     ["tests/test_training.py", "-k", "trained_longer_goes_on"]),
     ("hostile_temperature_minimum_ignored", "keras_pixelcnn/sampling/sampler.py",
      "temperature >= MIN_TEMPERATURE):", "temperature > 0):", ["tests/test_hostile.py", "-k", "near_0"]),
     ("hostile_export_max_batch_ignored", "export/signatures.py",

@@ -117,6 +117,16 @@ def test_numpy_and_tf_preprocessing_agree(kwargs):
     assert by_numpy.shape[1:] == pre.output_shape((28, 28, 1))
 
 
+def test_crop_and_halving_are_the_centre_and_2x2_block_means():
+    """By hand: crop 20 of 28 keeps rows and columns 4..23; 28 -> 14 averages 2x2 blocks (rounded)."""
+    images = np.random.default_rng(4).integers(0, 256, (3, 28, 28, 1)).astype(np.uint8)
+    np.testing.assert_array_equal(Preprocessing(crop=20).apply_numpy(images), images[:, 4:24, 4:24])
+    blocks = images.reshape(3, 14, 2, 14, 2, 1).astype(np.float64).mean(axis=(2, 4))
+    halved = np.floor(blocks + 0.5).astype(np.uint8)  # every mean is a multiple of 1/4: x.5 rounds up or to even
+    got = Preprocessing(image_size=14).apply_numpy(images)
+    assert np.abs(got.astype(int) - halved).max() <= 1 and (got == halved)[blocks % 1 != 0.5].all()
+
+
 def test_levels_keep_the_0_255_scale():
     images = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
     assert np.unique(Preprocessing(levels=4).apply_numpy(images)).tolist() == [0, 85, 170, 255]

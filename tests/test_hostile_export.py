@@ -174,11 +174,21 @@ def test_the_edges_of_each_range(served, case):
         temperature=float(request["temperature"][0]))})
 
 
-@pytest.mark.parametrize("name", ["serving_default", "sample"])
-def test_an_empty_batch_gives_empty_images(served, name):
+EMPTY = {"seed": np.zeros(0, np.int64), "label": np.zeros(0, np.int64), "temperature": np.zeros(0, np.float32),
+         "images": np.zeros((0,) + SHAPE, np.int32), "known_mask": np.zeros((0,) + SHAPE, bool)}
+EMPTY_INPUTS = {"serving_default": ("seed", "label"), "sample": ("seed", "label"),
+                "sample_with_temperature": ("seed", "label", "temperature"), "log_prob": ("images", "label"),
+                "complete": ("images", "known_mask", "seed", "label")}
+
+
+@pytest.mark.parametrize("name", sorted(EMPTY_INPUTS))
+def test_an_empty_batch_gives_empty_outputs(served, name):
     _, signatures = served
-    images = call(signatures, name, {"seed": np.zeros(0, np.int64), "label": np.zeros(0, np.int64)})["images"]
-    assert images.dtype == np.uint8 and images.shape == (0,) + SHAPE
+    outputs = call(signatures, name, {key: EMPTY[key] for key in EMPTY_INPUTS[name]})
+    if name == "log_prob":
+        assert outputs["log_prob"].shape == outputs["bits_per_dim"].shape == (0,)
+    else:
+        assert outputs["images"].dtype == np.uint8 and outputs["images"].shape == (0,) + SHAPE
 
 
 # Inputs of the wrong rank or size: refused by the graph, naming the input and the shape it expects.

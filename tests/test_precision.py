@@ -10,6 +10,7 @@ JAX backend go through every command; non-finite weights are refused.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -125,7 +126,7 @@ def _client(work, architecture, *flags, backend=None):
 def _check_run(work, architecture, results):
     failed = {command: result for command, result in results.items() if result[0] != 0}
     assert not failed, failed
-    _, model = load_run(str(work / "run"))
+    run_config, model = load_run(str(work / "run"))
     config = json.loads((work / "run" / "config.json").read_text())
     num_classes = 10 if config["conditional"] else None
     keras.utils.set_random_seed(0)
@@ -135,7 +136,20 @@ def _check_run(work, architecture, results):
     want = kp.sample(twin, 3, seed=5, labels=labels)
     np.testing.assert_array_equal(np.load(work / "cached.npy"), want)
     np.testing.assert_array_equal(np.load(work / "naive.npy"), want)
-    assert "bits/dim" in results["evaluate"][1]
+    # evaluate and score print the float32 twin's figures (4 decimals), not just some number.
+    test_images, test_labels = data.read_idx_split(data.FASHION_MNIST_DIR, "test")
+    test_images = run_config.preprocessing().apply_numpy(test_images[:16])
+    test_labels = None if num_classes is None else test_labels[:16]
+    printed = float(re.search(r"\]: (\d+\.\d+) bits/dim", results["evaluate"][1]).group(1))
+    assert printed == pytest.approx(float(np.mean(kp.bits_per_dim(twin, test_images, test_labels))), abs=2e-4)
+    header, row = results["score"][1].strip().splitlines()[-2:]
+    image = np.load(work / "image.npy")[None]
+    score_labels = None if num_classes is None else np.zeros(1, np.int32)
+    column = header.split("\t").index("bits_per_dim")
+    assert float(row.split("\t")[column]) == pytest.approx(float(kp.bits_per_dim(twin, image, score_labels)[0]),
+                                                          abs=2e-4)
+    completed = np.load(work / "completed.npy")
+    np.testing.assert_array_equal(completed[:, :4], np.repeat(image[:, :4], len(completed), axis=0))
     served = tf.saved_model.load(str(work / "serving" / "run" / "1")).signatures["serving_default"]
     inputs = {"seed": tf.constant([5], tf.int64)}
     if num_classes:
