@@ -7,7 +7,7 @@ then export/ and cli/ on top; see docs/ARCHITECTURE.md).
 Public API:
     build_model, ARCHITECTURES         -- the models
     MaskedConv2D, ShiftDown, ShiftRight, GatedActivation, ConcatELU,
-    RowLSTM, DiagonalLSTM, PixelDistribution -- layers
+    RowLSTM, DiagonalLSTM, CausalAttention, PixelDistribution -- layers
     Categorical, DiscretizedLogisticMixture -- output distributions
     log_prob, bits_per_dim             -- exact likelihood
     PixelNLL, BitsPerDim               -- loss and metric for `model.fit`
@@ -34,7 +34,7 @@ from keras_pixelcnn._version import __version__  # noqa: E402
 # `import keras_pixelcnn` (and `kpixel --help`) does not import Keras or TensorFlow.
 _PUBLIC = {
     "keras_pixelcnn.models": ("ARCHITECTURES", "build_model", "load_pretrained"),
-    "keras_pixelcnn.layers": ("ConcatELU", "DiagonalLSTM", "GatedActivation", "MaskedConv2D", "RowLSTM",
+    "keras_pixelcnn.layers": ("CausalAttention", "ConcatELU", "DiagonalLSTM", "GatedActivation", "MaskedConv2D", "RowLSTM",
                               "ShiftDown", "ShiftRight", "causal_mask"),
     "keras_pixelcnn.distributions": ("Categorical", "DiscretizedLogisticMixture", "PixelDistribution",
                                      "distribution_of"),
@@ -97,6 +97,7 @@ __all__ = [
     "ARCHITECTURES",
     "BitsPerDim",
     "Categorical",
+    "CausalAttention",
     "ConcatELU",
     "DiagonalLSTM",
     "DiscretizedLogisticMixture",

@@ -5,7 +5,9 @@ import keras
 
 # Depth of the tiny test models: PixelCNN++ has ~190 layers per block level, so one level
 # keeps its tests (and their graph tracing) short; its receptive field still covers 4x4.
-_TINY_LAYERS = {"pixelcnn_pp": 1}
+_TINY_LAYERS = {"pixelcnn_pp": 1, "pixelsnail": 1}
+# PixelSNAIL: one attention block after one gated resnet block (attention reaches the whole past).
+_TINY_OPTIONS = {"pixelsnail": {"num_resnets": 1}}
 
 
 def tiny_model(architecture, channels, num_classes=None, size=4, seed=0):
@@ -15,7 +17,7 @@ def tiny_model(architecture, channels, num_classes=None, size=4, seed=0):
     keras.utils.set_random_seed(seed)
     shape = size if isinstance(size, tuple) else (size, size)
     return kp.build_model(architecture, shape + (channels,), num_classes=num_classes, filters=8 * channels,
-                          num_layers=_TINY_LAYERS.get(architecture, 2))
+                          num_layers=_TINY_LAYERS.get(architecture, 2), **_TINY_OPTIONS.get(architecture, {}))
 
 
 def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0, seed=0):
@@ -28,11 +30,13 @@ def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0,
     """
     import numpy as np
 
+    import keras_pixelcnn as kp
+
     model = tiny_model(architecture, channels, num_classes=num_classes, size=size, seed=seed)
     head = model.layers[-2]  # the layer whose outputs are the distribution's parameters
     kernel, bias = head.get_weights()
     rng = np.random.default_rng(7)
-    if architecture == "pixelcnn_pp":
+    if kp.distribution_of(model).name == "logistic_mixture":
         head.set_weights([kernel * 16, bias * 16])
     else:
         head.set_weights([kernel * 4, bias + rng.normal(0, 5, bias.shape).astype(bias.dtype)])

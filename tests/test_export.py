@@ -168,6 +168,7 @@ def _tflite_runner(path, signature):
     ("row_lstm", 3, None, 4),
     ("diagonal_bilstm", 1, None, 6),
     ("pixelcnn_pp", 1, 3, 8),
+    ("pixelsnail", 3, 3, 4),
 ])
 def test_tflite_graphs_equal_the_keras_model(architecture, channels, num_classes, size, tmp_path):
     model = tiny_model(architecture, channels, num_classes=num_classes, size=size)
@@ -209,16 +210,16 @@ def _one_per_seed(model, seeds, labels, **options):
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_every_architecture_exports_the_keras_images_in_both_loaders(architecture, tmp_path):
-    """Colour and grey (PixelCNN++: colour), class-conditional, 4x4, peaked weights: the default and the --jit-compile export,
+    """Colour and grey (PixelCNN++, PixelSNAIL: colour), class-conditional, 4x4, peaked weights: the default and the --jit-compile export,
     each in the TF2 and the TF1-session loader, draw the Keras images (at T = 1 and 0.5) and score the
     Keras log-probabilities. The labels and the temperature are checked to move the Keras draws, so an
     export that dropped either would fail."""
     seeds, labels = np.array([9, 2], np.int64), np.array([2, 0], np.int64)
     half = np.array([0.5, 0.5], np.float32)
     requests, want, exports = {}, {}, []
-    # PixelCNN++'s grey exports (a 4x4 model's export alone takes a minute here) are left to the
-    # TFLite test above and to the banded sampler's cached == naive test.
-    for channels in (3,) if architecture == "pixelcnn_pp" else (3, 1):
+    # PixelCNN++'s and PixelSNAIL's grey exports (a 4x4 model's export alone takes a minute here) are
+    # left to the TFLite test above and to the banded sampler's cached == naive test.
+    for channels in (3,) if architecture in ("pixelcnn_pp", "pixelsnail") else (3, 1):
         model = peaked_model(architecture, channels, label_scale=40)
         images = np.random.default_rng(5).integers(0, 256, (2, 4, 4, channels)).astype(np.int32)
         draws, cold = _one_per_seed(model, seeds, labels), _one_per_seed(model, seeds, labels, temperature=0.5)

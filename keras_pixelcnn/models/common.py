@@ -5,6 +5,7 @@ import dataclasses
 import keras
 
 from keras_pixelcnn.distributions import PixelDistribution
+from keras_pixelcnn.distributions.logistic_mixture import DiscretizedLogisticMixture
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 
 
@@ -93,3 +94,16 @@ def categorical_head(x, hidden, channels, name="head"):
     x = keras.layers.ReLU(name=f"{name}_relu2")(x)
     x = MaskedConv2D(channels * 256, 1, "B", channels, name=f"{name}_logits")(x)
     return PixelDistribution("categorical", channels, name="distribution")(x)
+
+
+def mixture_head(x, channels, num_mix):
+    """A masked 1x1 convolution to discretized logistic mixture parameters, tagged by a `PixelDistribution`.
+
+    Pixel (0, 0) reads no image (every feature there is a bias): a random bias keeps its
+    coefficients, hence the R -> G -> B coupling, away from the degenerate zero at init.
+    """
+    num_params = DiscretizedLogisticMixture.num_params(channels, num_mix)
+    params = MaskedConv2D(num_params, 1, "B", 1, bias_initializer=keras.initializers.RandomNormal(stddev=0.1),
+                          name="head_params")(x)
+    options = {"num_mix": num_mix}
+    return PixelDistribution(DiscretizedLogisticMixture.name, channels, options=options, name="distribution")(params)

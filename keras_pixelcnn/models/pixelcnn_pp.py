@@ -26,9 +26,7 @@ import dataclasses
 
 import keras
 
-from keras_pixelcnn.distributions import PixelDistribution
 from keras_pixelcnn.layers.gated import ConcatELU, GatedActivation
-from keras_pixelcnn.distributions.logistic_mixture import DiscretizedLogisticMixture
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.models import common
 from keras_pixelcnn.layers.shifts import ShiftDown
@@ -178,11 +176,5 @@ def build(config, image_shape, num_classes=None, name="pixelcnn_pp"):
     us, uls = _down_pass(u, ul, labels, num_classes, config)
     ul = _up_pass(us, uls, labels, num_classes, config)
     ul = keras.layers.ELU(name="head_elu")(ul)
-    num_params = DiscretizedLogisticMixture.num_params(channels, config.num_logistic_mix)
-    # Pixel (0, 0) reads no image (every feature there is a bias): a random bias keeps its
-    # coefficients, hence the R -> G -> B coupling, away from the degenerate zero at init.
-    params = MaskedConv2D(num_params, 1, "B", 1, bias_initializer=keras.initializers.RandomNormal(stddev=0.1),
-                          name="head_params")(ul)
-    options = {"num_mix": config.num_logistic_mix}
-    outputs = PixelDistribution(DiscretizedLogisticMixture.name, channels, options=options, name="distribution")(params)
+    outputs = common.mixture_head(ul, channels, config.num_logistic_mix)
     return keras.Model(inputs, outputs, name=name)

@@ -4,6 +4,7 @@ from keras_pixelcnn.models import gated_pixelcnn
 from keras_pixelcnn.models import pixelcnn
 from keras_pixelcnn.models import pixelcnn_pp
 from keras_pixelcnn.models import pixelrnn
+from keras_pixelcnn.models import pixelsnail
 
 _REGISTRY = {
     "pixelcnn": (pixelcnn.PixelCNNConfig, pixelcnn.build),
@@ -11,6 +12,7 @@ _REGISTRY = {
     "row_lstm": (pixelrnn.RowLSTMConfig, pixelrnn.build_row_lstm),
     "diagonal_bilstm": (pixelrnn.DiagonalBiLSTMConfig, pixelrnn.build_diagonal_bilstm),
     "pixelcnn_pp": (pixelcnn_pp.PixelCNNPPConfig, pixelcnn_pp.build),
+    "pixelsnail": (pixelsnail.PixelSNAILConfig, pixelsnail.build),
 }
 
 ARCHITECTURES = tuple(_REGISTRY)

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import keras_pixelcnn.sampling.attention_rule  # noqa: F401  (registers the attention rule)
 import keras_pixelcnn.sampling.recurrent_rules  # noqa: F401  (registers the LSTM rules)
 from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
 from keras_pixelcnn.sampling.values import Values
