@@ -96,7 +96,7 @@ def _incremental_params(model, images, labels, banded):
         values = Values(plan, caches, start.globals)
         plan.rows(values, row)
         opened = plan.open_bands(values, row, banded)
-        pixel = Values(plan, opened.caches, start.globals, origins=opened.origins)
+        pixel = Values(plan, opened.caches, start.globals, origins=opened.origins).with_batch_index(len(images))
         for col in map(tf.constant, range(width)):
             plan.pixel(pixel, row, col)
             for channel in range(channels):

@@ -49,16 +49,16 @@ class _CausalAttention(_Rule):
         k, v = (tf.reshape(values.window(t, row - (height - 1), height, 0, width), (-1, height * width, heads,
                                                                                    t.depth // heads))
                 for t in (keys, vals))
-        # (B, 1, 1, h * d) -> (B, h, d)
+        # (B, h * d) -> (B, h, d)
         q = tf.reshape(q, (-1, heads, query.depth // heads))
         # (B, h, d) x (B, N, h, d) -> (B, h, N)
         logits = tf.einsum("bhd,bnhd->bhn", q, k) * tf.cast(1.0 / np.sqrt(query.depth // heads), q.dtype)
         positions = tf.range(height * width)
         allowed = tf.logical_and(positions >= (height - 1 - row) * width, positions < (height - 1) * width + col)
         weights = masked_softmax(logits, allowed)
-        # (B, h, N) x (B, N, h, dv) -> (B, h, dv) -> (B, 1, 1, h * dv)
+        # (B, h, N) x (B, N, h, dv) -> (B, h, dv) -> (B, h * dv): pixel steps compute on matrices
         out = tf.einsum("bhn,bnhd->bhd", weights, v)
-        return tf.reshape(out, (-1, 1, 1, vals.depth))
+        return tf.reshape(out, (-1, vals.depth))
 
 
 register_rule(CausalAttention, lambda layer: _CausalAttention)
