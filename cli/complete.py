@@ -27,12 +27,14 @@ def complete(run_dir, which, pretrained, image_path, mask_path, num, seed, tempe
     """Fill the black part of --mask in --image, NUM times, in raster order."""
     import numpy as np
 
-    from keras_pixelcnn.data.images import atomic_path, check_outputs, make_grid, read_images, save_png
+    from keras_pixelcnn.data.images import (atomic_path, check_outputs, check_png_name, make_grid, read_images,
+                                             save_png)
     from keras_pixelcnn.sampling import complete as fill
 
     with user_errors():
         check_num(num)
         check_outputs({"--out": out, "--npy": npy}, inputs=(image_path, mask_path) + model_files(run_dir))
+        check_png_name(out)
         model = resolve_model(run_dir, which, pretrained)
         shape = tuple(model.inputs[0].shape[1:])
         image = _one_image(read_images([image_path], shape)[0], "--image", image_path)

@@ -24,13 +24,14 @@ def sample(run_dir, which, pretrained, num, seed, temperature, label, method, gr
     """Sample images from RUN_DIR's model into a PNG grid."""
     import numpy as np
 
-    from keras_pixelcnn.data.images import atomic_path, check_outputs, make_grid, save_png
+    from keras_pixelcnn.data.images import atomic_path, check_outputs, check_png_name, make_grid, save_png
     from keras_pixelcnn.likelihood import model_num_classes
     from keras_pixelcnn.sampling import sample as draw
 
     with user_errors():
         check_num(num)
         check_outputs({"--out": out, "--npy": npy}, inputs=model_files(run_dir))
+        check_png_name(out)
         model = resolve_model(run_dir, which, pretrained)
         labels = label
         if len(model.inputs) == 2 and label is None:

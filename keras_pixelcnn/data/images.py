@@ -85,6 +85,12 @@ def check_outputs(outputs, inputs=()):
             raise ValueError(f"Expected {option} to be a file of its own. Received: {path}, which is also {other}")
 
 
+def check_png_name(path, option="--out"):
+    """ValueError unless `path` ends in `.png`: the picture is written as PNG, whatever the name says."""
+    if not str(path).lower().endswith(".png"):
+        raise ValueError(f"Expected {option} to name a .png file (the picture is written as PNG). Received: {path}")
+
+
 def write_json(path, value):
     """Write `value` as indented JSON, atomically."""
     with atomic_path(path) as temporary, open(temporary, "w") as handle:
