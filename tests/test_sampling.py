@@ -117,7 +117,8 @@ def test_bad_completion_arguments():
     images = np.zeros((2, 4, 4, 1), np.int32)
     with pytest.raises(ValueError, match="boolean known_mask"):
         complete(model, images, np.zeros((4, 4), np.int32))
-    with pytest.raises(ValueError, match=r"broadcastable to \(2, 4, 4, 1\)"):
+    with pytest.raises(ValueError, match=r"Expected known_mask of shape \(H, W\), \(H, W, C\) or \(B, H, W, C\) for "
+                                         r"images \(2, 4, 4, 1\)\. Received: shape \(3, 3"):
         complete(model, images, np.zeros((3, 3), bool))
     with pytest.raises(ValueError, match="Received values in"):
         complete(model, images + 300, np.zeros((4, 4), bool))
