@@ -44,3 +44,14 @@ def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0,
         if isinstance(layer, keras.layers.Embedding):
             layer.set_weights([w * label_scale for w in layer.get_weights()])
     return model
+
+
+def run_script_under_jax(script, *args, timeout=300):
+    """`python -c script *args` with KERAS_BACKEND=jax on the CPU; the CompletedProcess (text output)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
+    return subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True, text=True,
+                          timeout=timeout)

@@ -1,12 +1,10 @@
 """RowLSTM and DiagonalLSTM: exact math against numpy loops, dependence, serialization."""
 
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
+from helpers import run_script_under_jax
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, lstm_cell
@@ -250,10 +248,8 @@ print("ok")
 def test_runs_and_trains_under_jax_jit(tmp_path):
     """With KERAS_BACKEND=jax the jitted layers match the numpy loops and train."""
     pytest.importorskip("jax")
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     path = tmp_path / "jax.npz"
-    result = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(path)], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = run_script_under_jax(_JAX_SCRIPT, path)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
     saved = np.load(path)
     x = saved["x"].astype(np.float64)

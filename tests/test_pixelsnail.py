@@ -5,14 +5,12 @@ The mixture variant (the default) goes through every suite parametrized over
 channels through its head, gets causality and cached == naive here.
 """
 
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import run_script_under_jax
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.causality import dependency_matrix
@@ -181,10 +179,8 @@ print(before, kp.bits_per_dim(model, images, labels).mean())
 def test_trains_under_jax_and_loads_in_tensorflow(tmp_path):
     """KERAS_BACKEND=jax: the model fits under jax.jit, and its .keras file gives TensorFlow the same bits/dim."""
     pytest.importorskip("jax")
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     path = tmp_path / "jax.keras"
-    result = subprocess.run([sys.executable, "-c", _JAX_SCRIPT, str(path)], env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = run_script_under_jax(_JAX_SCRIPT, path)
     assert result.returncode == 0, result.stderr[-2000:]
     before, after = map(float, result.stdout.split()[-2:])
     assert after < before - 0.1, (before, after)
