@@ -26,13 +26,11 @@ import dataclasses
 
 import keras
 
-from keras_pixelcnn.layers.gated import ConcatELU, GatedActivation
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
-from keras_pixelcnn.models import common
+from keras_pixelcnn.models import blocks, common
 from keras_pixelcnn.layers.shifts import ShiftDown
 
 NUM_RESOLUTIONS = 3  # full, /2, /4
-_MASKS = {"u": "V", "ul": "B"}  # down-shifted and down-right-shifted convolutions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,52 +51,17 @@ class PixelCNNPPConfig(common.HyperParameters):
     dropout: float = 0.5
 
     def __post_init__(self):
-        rate = self.dropout
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-            raise ValueError(f"Expected dropout to be a float in [0, 1). Received: dropout={rate!r}")
-
-
-def _conv(stream, filters, name, strides=1):
-    """Mask "V" (down-shifted, `u`) or "B" with one colour group (down-right-shifted, `ul`) 3x3 conv."""
-    return MaskedConv2D(filters, 3, _MASKS[stream], 1, strides=strides, name=name)
-
-
-def _gated_resnet(x, aux, bias, stream, config, name):
-    """`x + a * sigmoid(b)` with `(a, b)` = conv(drop(celu(conv(celu(x)) + nin(celu(aux))))) [+ class bias].
-
-    Args:
-        x: the stream `(B, h, w, F)`.
-        aux: auxiliary input `(B, h, w, *)` that obeys the stream's
-            invariant, or None.
-        bias: class bias `(B, 1, 1, 2F)` or None.
-        stream: "u" or "ul" (picks the convolution's mask).
-        config: a `PixelCNNPPConfig`.
-        name: prefix of the layer names.
-    """
-    filters = config.filters
-    y = _conv(stream, filters, f"{name}_conv1")(ConcatELU(name=f"{name}_celu1")(x))
-    if aux is not None:
-        aux = ConcatELU(name=f"{name}_aux_celu")(aux)
-        # no bias: conv1's bias already shifts the sum
-        aux = MaskedConv2D(filters, 1, "B", 1, use_bias=False, name=f"{name}_aux_nin")(aux)
-        y = keras.layers.Add(name=f"{name}_add_aux")([y, aux])
-    y = ConcatELU(name=f"{name}_celu2")(y)
-    if config.dropout > 0:
-        y = keras.layers.Dropout(config.dropout, name=f"{name}_dropout")(y)
-    y = _conv(stream, 2 * filters, f"{name}_conv2")(y)
-    y = common.add_class_bias(y, bias, name)
-    y = GatedActivation("linear", name=f"{name}_gate")(y)
-    return keras.layers.Add(name=f"{name}_skip")([x, y])
+        blocks.check_dropout(self.dropout)
 
 
 def _block_pair(u, ul, u_aux, ul_aux, labels, num_classes, config, name):
     """One gated resnet block on each stream; `ul` also reads the new `u` (and `ul_aux`)."""
     width = 2 * config.filters
     bias = common.class_bias(labels, num_classes, width, f"{name}_u")
-    u = _gated_resnet(u, u_aux, bias, "u", config, f"{name}_u")
+    u = blocks.gated_resnet(u, u_aux, bias, "u", config, f"{name}_u")
     aux = u if ul_aux is None else keras.layers.Concatenate(name=f"{name}_ul_aux")([u, ul_aux])
     bias = common.class_bias(labels, num_classes, width, f"{name}_ul")
-    ul = _gated_resnet(ul, aux, bias, "ul", config, f"{name}_ul")
+    ul = blocks.gated_resnet(ul, aux, bias, "ul", config, f"{name}_ul")
     return u, ul
 
 
@@ -117,8 +80,8 @@ def _down_pass(u, ul, labels, num_classes, config):
     us, uls = [u], [ul]
     for level in range(NUM_RESOLUTIONS):
         if level:
-            u = _conv("u", config.filters, f"down{level}_u_downsample", strides=2)(u)
-            ul = _conv("ul", config.filters, f"down{level}_ul_downsample", strides=2)(ul)
+            u = blocks.stream_conv("u", config.filters, f"down{level}_u_downsample", strides=2)(u)
+            ul = blocks.stream_conv("ul", config.filters, f"down{level}_ul_downsample", strides=2)(ul)
             us.append(u)
             uls.append(ul)
         for index in range(config.num_layers):

@@ -35,8 +35,7 @@ import keras
 
 from keras_pixelcnn.layers.attention import CausalAttention
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
-from keras_pixelcnn.models import common
-from keras_pixelcnn.models.pixelcnn_pp import _gated_resnet
+from keras_pixelcnn.models import blocks, common
 
 OUTPUTS = ("logistic_mixture", "categorical")
 
@@ -70,9 +69,7 @@ class PixelSNAILConfig(common.HyperParameters):
     output: str = "logistic_mixture"
 
     def __post_init__(self):
-        rate = self.dropout
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
-            raise ValueError(f"Expected dropout to be a float in [0, 1). Received: dropout={rate!r}")
+        blocks.check_dropout(self.dropout)
         if self.output not in OUTPUTS:
             raise ValueError(f"Expected output in {OUTPUTS}. Received: output={self.output!r}")
 
@@ -131,9 +128,9 @@ def build(config, image_shape, num_classes=None, name="pixelsnail"):
         for index in range(config.num_resnets):
             prefix = f"block{block}_res{index}"
             bias = common.class_bias(labels, num_classes, width, prefix)
-            ul = _gated_resnet(ul, None, bias, "ul", config, prefix)
+            ul = blocks.gated_resnet(ul, None, bias, "ul", config, prefix)
         attended = _attention(ul, x, config, f"block{block}")
         bias = common.class_bias(labels, num_classes, width, f"block{block}_out")
-        ul = _gated_resnet(ul, attended, bias, "ul", config, f"block{block}_out")
+        ul = blocks.gated_resnet(ul, attended, bias, "ul", config, f"block{block}_out")
     outputs = _head(ul, x, config, channels)
     return keras.Model(inputs, outputs, name=name)
