@@ -1,7 +1,7 @@
 """Training images/s of keras_pixelcnn against a plain-Keras PixelCNN of equal size, in one run.
 
     python benchmarks/train_throughput.py [--batch-sizes 16 32 64] [--steps 16] [--rounds 3]
-                                          [--quality-steps 200] [--filters 64] [--num-layers 5]
+                                          [--quality-steps 200] [--quality-orders 4] [--filters 64] [--num-layers 5]
 
 Three models train on the same real Fashion-MNIST batches (random images if the
 Debian package is absent): the tutorial-style reference (float32), keras_pixelcnn
@@ -10,12 +10,17 @@ compiled and warmed up, then timed for `--steps` steps, `--rounds` times with th
 models taking turns, so a load from other processes on a shared CPU hits all of
 them alike; images/s is from the fastest round. Ratios are to the reference.
 
-Quality: at each batch size the two keras_pixelcnn runs start from the same
-weights, read the same batches for `--quality-steps` steps, and are scored on
-1,000 test images (exact bits/dim, float32 inference); the bfloat16 run must be
-within 0.01 of the float32 run. The FLOP accounting counts, per image, the
-multiply-adds of every convolution: "useful" those with a non-zero mask tap,
-"paid" those each model computes.
+Quality: at each batch size, for each of `--quality-orders` data orders (a
+permutation of the train split, so `--quality-steps` batches of distinct images,
+none repeated), the float32 and bfloat16 runs of keras_pixelcnn start from the
+same weights, read the same batches for `--quality-steps` steps, and are scored
+on 1,000 test images (exact bits/dim, float32 inference). One pair is not enough:
+rounding makes the two runs' trajectories drift apart, and two data orders alone
+move float32's figure by ~0.03 at batch 64. So the script prints each pair, the
+mean of each precision and the mean paired difference (bfloat16 - float32) with
+its standard error; the bfloat16 mean must be within 0.01 of float32's. The FLOP
+accounting counts, per image, the multiply-adds of every convolution: "useful"
+those with a non-zero mask tap, "paid" those each model computes.
 """
 
 import argparse
@@ -90,16 +95,29 @@ def _timed(models, datasets, steps, rounds):
     return best
 
 
-def _quality(config, float32, ours_data, test, steps):
-    """bits/dim on `test` of the float32 and bfloat16 runs after `steps` steps from the same weights."""
-    start = float32.get_weights()
-    scores = {}
-    for policy in ("float32", "mixed_bfloat16"):
-        model = _ours(policy, config)
-        model.set_weights(start)
-        model.fit(ours_data, steps_per_epoch=steps, epochs=1, verbose=0)
-        scores[policy] = float(np.mean(kp.bits_per_dim(model, test)))
+def _quality(config, start, train, test, steps, orders):
+    """{policy: [bits/dim on `test` after `steps` steps from `start`, one per data order]}."""
+    scores = {"float32": [], "mixed_bfloat16": []}
+    for order in range(orders):
+        # distinct images: `steps` batches of a permutation of the train split
+        images = train[np.random.default_rng(order).permutation(len(train))[:steps * config.batch_size]]
+        batches = tf.data.Dataset.from_tensor_slices(images).batch(config.batch_size, drop_remainder=True)
+        for policy, values in scores.items():
+            model = _ours(policy, config)
+            model.set_weights(start)
+            model.fit(batches.map(lambda x: (x, x)).prefetch(2), epochs=1, verbose=0)
+            values.append(float(np.mean(kp.bits_per_dim(model, test))))
+        print(f"  batch {config.batch_size}, data order {order}: float32 {scores['float32'][-1]:.4f}, "
+              f"bfloat16 {scores['mixed_bfloat16'][-1]:.4f} bits/dim", flush=True)
     return scores
+
+
+def _summary(scores):
+    """`mean float32, mean bfloat16 (difference ± standard error)` over the data orders."""
+    f32, bf16 = np.array(scores["float32"]), np.array(scores["mixed_bfloat16"])
+    difference = bf16 - f32
+    error = difference.std(ddof=1) / np.sqrt(len(difference)) if len(difference) > 1 else float("nan")
+    return f"{f32.mean():.4f}, {bf16.mean():.4f} ({difference.mean():+.4f} ± {error:.4f})"
 
 
 def main():
@@ -109,11 +127,13 @@ def main():
     parser.add_argument("--warmup", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quality-steps", type=int, default=200)
+    parser.add_argument("--quality-orders", type=int, default=4, help="data orders (paired runs) per batch size")
     parser.add_argument("--filters", type=int, default=64)
     parser.add_argument("--num-layers", type=int, default=5)
     args = parser.parse_args()
 
-    images, origin = _images("train", max(args.batch_sizes) * 16)
+    train, origin = _images("train", 60000)
+    images = train[:max(args.batch_sizes) * 16]
     test, _ = _images("test", 1000)
     rows = []
     for batch_size in args.batch_sizes:
@@ -130,10 +150,11 @@ def main():
             model.fit(datasets[name], steps_per_epoch=args.warmup, epochs=1, verbose=0)  # compile
         seconds = _timed(models, datasets, args.steps, args.rounds)
         rate = {name: args.steps * batch_size / value for name, value in seconds.items()}
-        quality = _quality(config, models["float32"], ours_data, test, args.quality_steps) if args.quality_steps else {}
+        quality = (_quality(config, models["float32"].get_weights(), train, test, args.quality_steps,
+                            args.quality_orders) if args.quality_steps else {})
         rows.append((batch_size, rate, quality))
         print(f"batch {batch_size}: " + ", ".join(f"{name} {value:.1f} images/s" for name, value in rate.items())
-              + "".join(f", {name} {value:.4f} bits/dim" for name, value in quality.items()), flush=True)
+              + (f"; bits/dim float32, bfloat16: {_summary(quality)}" if quality else ""), flush=True)
 
     useful, paid = _macs(models["float32"])
     _, reference_paid = _macs(models["reference"])
@@ -143,12 +164,12 @@ def main():
     print(f"forward multiply-adds per image: useful {useful / 1e6:.1f} M, paid by keras_pixelcnn {paid / 1e6:.1f} M, "
           f"by the reference {reference_paid / 1e6:.1f} M")
     print("| batch | reference (float32) | keras_pixelcnn float32 | keras_pixelcnn bfloat16 | bits/dim after "
-          f"{args.quality_steps} steps: float32, bfloat16 |")
+          f"{args.quality_steps} steps, mean of {args.quality_orders} data orders: float32, bfloat16 "
+          "(difference ± standard error) |")
     print("|---|---|---|---|---|")
     for batch_size, rate, quality in rows:
         ref = rate["reference"]
-        bits = (f"{quality['float32']:.4f}, {quality['mixed_bfloat16']:.4f} "
-                f"({quality['mixed_bfloat16'] - quality['float32']:+.4f})" if quality else "not measured")
+        bits = _summary(quality) if quality else "not measured"
         print(f"| {batch_size} | {ref:.1f} images/s | {rate['float32']:.1f} ({rate['float32'] / ref:.2f}×) | "
               f"{rate['bfloat16']:.1f} ({rate['bfloat16'] / ref:.2f}×) | {bits} |")
 
