@@ -5,6 +5,7 @@ a command imports TensorFlow (quietly, see `quiet.py`) only once its arguments a
 """
 
 import functools
+import sys
 
 import click
 
@@ -19,7 +20,29 @@ from keras_pixelcnn.cli.sample import sample
 from keras_pixelcnn.cli.score import score
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """A group whose usage errors print one `Error: ...` line (exit 2), without click's
+    "Usage:" and "Try ... --help" lines before it: every bad input reads the same,
+    whether click or a command found it."""
+
+    def main(self, *args, standalone_mode=True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as error:  # bare `kpixel`: the help, as click shows it
+            error.show()
+            sys.exit(error.exit_code)
+        except click.ClickException as error:
+            click.echo(f"Error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:  # Ctrl-C at a prompt, as click reports it
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--verbose", is_flag=True,
               help="Show TensorFlow's start-up and C++ log lines (also: environment KPIXEL_LOG=debug).")
 @click.version_option(__version__, prog_name="kpixel")

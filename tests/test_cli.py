@@ -114,3 +114,26 @@ def test_status_line_ends_with_the_time_or_where_the_work_stopped(capsys):
             raise ValueError("bad input")
     # The line ends, so the `Error:` line that follows starts a line of its own.
     assert re.fullmatch(r"Converting \.\.\. stopped after \d+\.\d s\n", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["export", "run", "--out", "x", "--format", "onnx"], "Error: Invalid value for '--format': 'onnx' is not one of "),
+    (["sample", "--out", "x.png", "--num", "many"], "Error: Invalid value for '--num': 'many' is not a valid integer"),
+    (["export", "--no-such-flag"], "Error: No such option '--no-such-flag'"),
+    (["sample"], "Error: Missing option '--out'"),
+    (["no-such-command"], "Error: No such command 'no-such-command'"),
+])
+def test_a_usage_error_is_one_error_line(args, message):
+    """No "Usage:" / "Try ... --help" lines before the error: every bad input reads the same."""
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[0].startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_the_installed_command_prints_one_error_line_and_the_help_without_arguments(run_kpixel):
+    result = run_kpixel("fit", "--out", "run", "--epochs", "x", timeout=60)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == ["Error: Invalid value for '--epochs': 'x' is not a valid integer."]
+    bare = run_kpixel(timeout=60)  # click's own behaviour: the help, exit 2
+    assert bare.returncode == 2 and "Usage: kpixel" in bare.stdout + bare.stderr and "Error" not in bare.stderr
