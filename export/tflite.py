@@ -60,6 +60,9 @@ def export_tflite(model, path, batch_size=1):
         write_archive(saved, graphs, TFLITE_SIGNATURES)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(TFLITE_SIGNATURES))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        # No conversion metadata (TF version, options): the converter adds it in a pure-Python
+        # flatbuffer unpack and repack of the whole model, which took ~10% of an export.
+        converter.exclude_conversion_metadata = True
         try:
             flatbuffer = converter.convert()
         except Exception as error:  # the converter raises ConverterError with MLIR diagnostics
