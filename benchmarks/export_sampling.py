@@ -18,17 +18,19 @@ images and fills the bottom), or the script stops.
 import argparse
 import os
 import platform
+import sys
 import tempfile
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.export import export_savedmodel, export_tflite
-from keras_pixelcnn.models.pretrained import load_pretrained
 from keras_pixelcnn.models.registry import ARCHITECTURES
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models  # noqa: E402
 
 
 def _best(run, repeats):
@@ -116,8 +118,7 @@ def main():
     parser.add_argument("--batch-sizes", default="1,16")
     parser.add_argument("--tflite-batch-sizes", default="1")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--pixelcnn-pp-filters", type=int, default=None,
-                        help="a smaller PixelCNN++ (the shipped one has 32; the default, 80, is 23 M parameters)")
+    parser.add_argument("--pixelcnn-pp-filters", type=int, default=None, help=PIXELCNN_PP_FILTERS_HELP)
     args = parser.parse_args()
     batches = [int(b) for b in args.batch_sizes.split(",")]
     tflite_batches = [int(b) for b in args.tflite_batch_sizes.split(",") if b]
@@ -127,14 +128,9 @@ def main():
     print("|---|---|---:|---|---:|---:|")
     with tempfile.TemporaryDirectory() as directory:
         if args.pretrained:
-            models = [load_pretrained(args.pretrained)]
+            models = export_models([], args.pretrained)
         else:
-            models = []
-            for architecture in args.architectures.split(","):
-                keras.utils.set_random_seed(0)
-                small = architecture == "pixelcnn_pp" and args.pixelcnn_pp_filters
-                models.append(kp.build_model(architecture, (28, 28, 1),
-                                             **({"filters": args.pixelcnn_pp_filters} if small else {})))
+            models = export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters)
         for model in models:
             for name, batch, label, seconds, ratio in _benchmark(model, batches, tflite_batches, args.repeats,
                                                                  directory):

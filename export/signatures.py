@@ -55,30 +55,49 @@ class ServingGraphs:
         self.num_classes = model_num_classes(model)
         self.distribution = distribution_of(model)
         self._loop = self._shared_loop(cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile).python_function, jit_compile)
+        self._forward = self._shared_log_prob()
 
     @property
     def conditional(self):
         return self.num_classes is not None
 
     def _shared_loop(self, run, jit_compile):
-        """The sampling loop as one `tf.function` of fixed signature, which every signature calls.
+        """The sampling loop as one concrete function of fixed signature, which every signature calls.
 
-        It is traced once, however many signatures sample and however often ExportArchive
-        traces them (twice each), and the SavedModel holds it once: tracing the loop was most
-        of an export's time.
+        It is traced once, here, however many signatures sample and however often ExportArchive
+        traces them (twice each: once to list their variables, and again inside
+        `tf.saved_model.save`, whose save context is part of a `tf.function`'s cache key), and
+        the SavedModel holds it once: tracing the loop was most of an export's time. A
+        `tf.function` here would be traced again in the save context (as it was before).
         """
         batch = (self.batch_size,)
         specs = [tf.TensorSpec(batch + self.shape + (NOISE_SIZE,), tf.float32, name="noise"),
                  tf.TensorSpec(batch + self.shape, tf.int32, name="known"),
                  tf.TensorSpec(batch + self.shape, tf.bool, name="known_mask"),
                  tf.TensorSpec(batch + (1,), tf.float32, name="temperature")]
-        if self.conditional:
-            specs.append(tf.TensorSpec(batch, tf.int32, name="label"))
 
         def loop(noise, known, known_mask, temperature, label=None):
             return run(noise, known, known_mask, label, temperature)
 
-        return tf.function(loop, input_signature=specs, autograph=False, jit_compile=jit_compile)
+        return self._traced_once(loop, specs, jit_compile)
+
+    def _shared_log_prob(self):
+        """`log p(images)` per image, `(B,)` nats, as one concrete function (traced once, as the loop)."""
+        specs = [tf.TensorSpec((self.batch_size,) + self.shape, tf.int32, name="images")]
+
+        def forward(images, label=None):
+            params = self.model([images, label] if self.conditional else images, training=False)
+            per_subpixel = self.distribution.portable_log_prob(params, images)  # (B, H, W, C)
+            # (B, H, W, C) -> (B, H*W*C) -> (B,)
+            return tf.reduce_sum(tf.reshape(per_subpixel, (tf.shape(images)[0], -1)), axis=1)
+
+        return self._traced_once(forward, specs)
+
+    def _traced_once(self, fn, specs, jit_compile=False):
+        """`fn`'s concrete function for `specs` (+ an int32 `label (B,)` for a conditional model)."""
+        if self.conditional:
+            specs = specs + [tf.TensorSpec((self.batch_size,), tf.int32, name="label")]
+        return tf.function(fn, input_signature=specs, autograph=False, jit_compile=jit_compile).get_concrete_function()
 
     # ------------------------------------------------------------------ specs
     def _specs(self, *names):
@@ -167,9 +186,7 @@ class ServingGraphs:
     def _log_prob(self, images, label=None):
         images = self._check_images(images)
         label = self._check_label(label)
-        params = self.model([images, label] if self.conditional else images, training=False)
-        per_subpixel = self.distribution.portable_log_prob(params, images)  # (B, H, W, C)
-        log_prob = tf.reduce_sum(tf.reshape(per_subpixel, (tf.shape(images)[0], -1)), axis=1)
+        log_prob = self._forward(images, *([] if label is None else [label]))
         dims = math.prod(self.shape)
         return {"log_prob": log_prob, "bits_per_dim": -log_prob / (dims * math.log(2.0))}
 

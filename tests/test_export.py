@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import types
 
 import keras
 import numpy as np
@@ -12,7 +13,10 @@ from helpers import peaked_model, tiny_model
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.export import SAVEDMODEL_SIGNATURES, TFLITE_SIGNATURES, export_savedmodel, export_tflite
-from keras_pixelcnn.export.tflite import TFLiteConversionError
+from keras_pixelcnn.export import signatures
+from keras_pixelcnn.export import tflite as tflite_module
+from keras_pixelcnn.export.savedmodel import write_archive
+from keras_pixelcnn.export.tflite import TFLiteConversionError, convert_saved_model
 
 CLIENT = os.path.join(os.path.dirname(__file__), "saved_model_client.py")
 SAVED_MODEL_CLI = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
@@ -202,6 +206,32 @@ def test_tflite_refuses_a_graph_that_needs_select_tf_ops(tmp_path):
     with pytest.raises(TFLiteConversionError, match="tf.Bitwise"):
         export_tflite(needs_flex, str(path))
     assert os.listdir(tmp_path) == []
+
+
+def test_export_traces_the_loop_once_and_converts_directly(tmp_path, monkeypatch):
+    """Export time: the sampling loop is traced once per export, not again in tf.saved_model.save's
+    save context, and the TFLite converter built without from_saved_model's load writes the
+    same bytes as the public one."""
+    traces = []
+    real_cached_loop = signatures.cached_loop
+
+    def counting_cached_loop(*args, **kwargs):
+        run = real_cached_loop(*args, **kwargs).python_function
+
+        def traced(*tensors):
+            traces.append(len(tensors))
+            return run(*tensors)
+
+        return types.SimpleNamespace(python_function=traced)
+
+    monkeypatch.setattr(signatures, "cached_loop", counting_cached_loop)
+    graphs = signatures.ServingGraphs(tiny_model("pixelcnn", 1, size=4), checks=False, batch_size=1)
+    saved = str(tmp_path / "savedmodel")
+    write_archive(saved, graphs, TFLITE_SIGNATURES)
+    assert len(traces) == 1
+    assert hasattr(tflite_module._lite, "TFLiteSavedModelConverterV2")  # else both calls take the public path
+    assert convert_saved_model(saved, TFLITE_SIGNATURES) == convert_saved_model(saved, TFLITE_SIGNATURES,
+                                                                                direct=False)
 
 
 def _one_per_seed(model, seeds, labels, **options):
