@@ -81,11 +81,15 @@ def convert_saved_model(saved, signature_keys, direct=True):
     metadata (TF version, options) is left out: the converter adds it in a pure-Python unpack
     and repack of the whole flatbuffer, another ~10%.
     """
+    converter = None
     converter_class = getattr(_lite, "TFLiteSavedModelConverterV2", None) if direct else None
-    if converter_class is None:
+    if converter_class is not None:
+        try:
+            converter = converter_class(saved, {tf.saved_model.SERVING}, list(signature_keys))
+        except TypeError:  # a private class: another TensorFlow may take other arguments
+            converter = None
+    if converter is None:
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(signature_keys))
-    else:
-        converter = converter_class(saved, {tf.saved_model.SERVING}, list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.exclude_conversion_metadata = True
     return converter.convert()
