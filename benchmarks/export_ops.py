@@ -1,0 +1,71 @@
+"""Ops a pixel step of each exported sampler runs, by op type, through TF Serving's TF1 session loader.
+
+    python benchmarks/export_ops.py [--architectures pixelcnn,gated_pixelcnn] [--top 12]
+
+Without XLA the TF executor spends about the same time on every op, whatever its
+arithmetic (a 1x1 matmul costs about a reshape), so an exported sampler's speed at
+batch 1 is set by how many ops each pixel step runs. For every architecture
+(fresh models of `fresh_models.py`), it exports the default SavedModel, runs one
+`sample` request for one image with a full trace (`RunMetadata`) and prints the
+executed ops per pixel step (28 x 28 x C steps), the loop plumbing among them
+(Merge, Switch, NextIteration, Enter, Exit, Identity) and the most frequent types.
+The timings in the trace are inflated by the tracing itself, so only counts are printed.
+"""
+
+import argparse
+import collections
+import os
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+
+from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models
+from keras_pixelcnn.export import export_savedmodel
+from keras_pixelcnn.models.registry import ARCHITECTURES
+
+_PLUMBING = ("Merge", "Switch", "NextIteration", "Enter", "Exit", "Identity", "LoopCond")
+
+
+def _executed_ops(path):
+    """Counter of the op types one `sample` request for one image runs, through the TF1 session loader."""
+    graph = tf.Graph()
+    session = tf.compat.v1.Session(graph=graph)
+    with graph.as_default():
+        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
+    signature = meta.signature_def["sample"]
+    feed = {signature.inputs["seed"].name: np.zeros(1, np.int64)}
+    if "label" in signature.inputs:
+        feed[signature.inputs["label"].name] = np.zeros(1, np.int64)
+    output = signature.outputs["images"].name
+    session.run(output, feed)  # the first call optimizes the graph
+    metadata = tf.compat.v1.RunMetadata()
+    session.run(output, feed, options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
+                run_metadata=metadata)
+    counts = collections.Counter()
+    for device in metadata.step_stats.dev_stats:
+        for node in device.node_stats:
+            # timeline_label: "name = OpType(inputs)"
+            counts[node.timeline_label.split(" = ")[-1].split("(")[0] if node.timeline_label else "?"] += 1
+    return counts
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--architectures", default=",".join(ARCHITECTURES))
+    parser.add_argument("--pixelcnn-pp-filters", type=int, default=32, help=PIXELCNN_PP_FILTERS_HELP)
+    parser.add_argument("--top", type=int, default=8)
+    args = parser.parse_args()
+    print("| model | ops per pixel step | of which loop plumbing | most frequent (per step) |")
+    print("|---|---:|---:|---|")
+    with tempfile.TemporaryDirectory() as directory:
+        for model in export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters):
+            counts = _executed_ops(export_savedmodel(model, directory, model.name, 1))
+            steps = np.prod(model.inputs[0].shape[1:])
+            plumbing = sum(counts[op] for op in _PLUMBING)
+            top = ", ".join(f"{op} {count / steps:.1f}" for op, count in counts.most_common(args.top))
+            print(f"| {model.name} | {sum(counts.values()) / steps:.0f} | {plumbing / steps:.0f} | {top} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
