@@ -4,8 +4,8 @@ Nothing here imports Keras or TensorFlow, so `kpixel --help` and `kpixel CMD --h
 a command imports TensorFlow (quietly, see `quiet.py`) only once its arguments are parsed.
 """
 
+import contextlib
 import functools
-import sys
 
 import click
 
@@ -20,26 +20,39 @@ from keras_pixelcnn.cli.sample import sample
 from keras_pixelcnn.cli.score import score
 
 
-class _OneLineErrors(click.Group):
-    """A group whose usage errors print one `Error: ...` line (exit 2), without click's
-    "Usage:" and "Try ... --help" lines before it: every bad input reads the same,
-    whether click or a command found it."""
+class _OneLineError(click.ClickException):
+    """A click error shown as one `Error: ...` line (its message's line breaks folded), same exit status."""
 
-    def main(self, *args, standalone_mode=True, **kwargs):
-        if not standalone_mode:
-            return super().main(*args, standalone_mode=False, **kwargs)
-        try:
-            code = super().main(*args, standalone_mode=False, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as error:  # bare `kpixel`: the help, as click shows it
-            error.show()
-            sys.exit(error.exit_code)
-        except click.ClickException as error:
-            click.echo(f"Error: {error.format_message()}", err=True)
-            sys.exit(error.exit_code)
-        except click.Abort:  # Ctrl-C at a prompt, as click reports it
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
+    def __init__(self, error):
+        super().__init__(" ".join(error.format_message().split()))
+        self.exit_code = error.exit_code
+
+    def show(self, file=None):
+        click.echo(f"Error: {self.format_message()}", file=file, err=file is None)
+
+
+@contextlib.contextmanager
+def _one_line():
+    try:
+        yield
+    except (_OneLineError, click.exceptions.NoArgsIsHelpError):  # bare `kpixel`: the help, as click shows it
+        raise
+    except click.ClickException as error:
+        raise _OneLineError(error) from None
+
+
+class _OneLineErrors(click.Group):
+    """A group whose usage errors print one `Error: ...` line, without click's "Usage:" and
+    "Try ... --help" lines before it: every bad input reads the same, whether click or a
+    command found it. Click's own standalone handling (exit codes, Abort, a closed pipe) stays."""
+
+    def make_context(self, *args, **kwargs):
+        with _one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):  # parses the subcommand's options and runs it
+        with _one_line():
+            return super().invoke(ctx)
 
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})

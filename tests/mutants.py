@@ -141,7 +141,7 @@ MUTANTS = [
      "    converter.exclude_conversion_metadata = True", "    converter.exclude_conversion_metadata = converter_class is None",
      ["tests/test_export.py", "-k", "traces_the_loop_once"]),
     ("cli_usage_lines_before_the_error", "cli/main.py",
-     '            click.echo(f"Error: {error.format_message()}", err=True)', "            error.show()",
+     "        raise _OneLineError(error) from None", "        raise",
      ["tests/test_cli.py", "-k", "one_error_line"]),
     ("hostile_export_without_lock", "export/savedmodel.py",
      "        lock.acquire()  # creates `parent`", "        os.makedirs(parent, exist_ok=True)",

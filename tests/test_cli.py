@@ -121,6 +121,7 @@ def test_status_line_ends_with_the_time_or_where_the_work_stopped(capsys):
     (["sample", "--out", "x.png", "--num", "many"], "Error: Invalid value for '--num': 'many' is not a valid integer"),
     (["export", "--no-such-flag"], "Error: No such option '--no-such-flag'"),
     (["sample"], "Error: Missing option '--out'"),
+    (["export", "run", "--out", "x"], "Error: Missing option '--format'. Choose from: savedmodel, tflite"),
     (["no-such-command"], "Error: No such command 'no-such-command'"),
 ])
 def test_a_usage_error_is_one_error_line(args, message):
