@@ -10,11 +10,15 @@ import shutil
 import tempfile
 
 import tensorflow as tf
-from tensorflow.lite.python import lite as _lite  # TFLiteSavedModelConverterV2 (see convert_saved_model)
 
 from keras_pixelcnn.export.savedmodel import write_archive
 from keras_pixelcnn.export.signatures import MAX_IMAGES_PER_REQUEST, ServingGraphs
 from keras_pixelcnn.data.images import atomic_path
+
+try:  # TFLiteSavedModelConverterV2, a private module (see convert_saved_model)
+    from tensorflow.lite.python import lite as _lite
+except ImportError:
+    _lite = None
 
 TFLITE_SIGNATURES = ("sample", "log_prob")
 

@@ -225,13 +225,30 @@ def test_export_traces_the_loop_once_and_converts_directly(tmp_path, monkeypatch
         return types.SimpleNamespace(python_function=traced)
 
     monkeypatch.setattr(signatures, "cached_loop", counting_cached_loop)
+    forwards = []  # traces of the log_prob forward pass
+    real_distribution_of = signatures.distribution_of
+
+    def counting_distribution_of(model):
+        distribution = real_distribution_of(model)
+        log_prob = distribution.portable_log_prob
+        distribution.portable_log_prob = lambda *args: forwards.append(1) or log_prob(*args)
+        return distribution
+
+    monkeypatch.setattr(signatures, "distribution_of", counting_distribution_of)
     graphs = signatures.ServingGraphs(tiny_model("pixelcnn", 1, size=4), checks=False, batch_size=1)
     saved = str(tmp_path / "savedmodel")
     write_archive(saved, graphs, TFLITE_SIGNATURES)
-    assert len(traces) == 1
+    assert len(traces) == 1 and len(forwards) == 1
     assert hasattr(tflite_module._lite, "TFLiteSavedModelConverterV2")  # else both calls take the public path
-    assert convert_saved_model(saved, TFLITE_SIGNATURES) == convert_saved_model(saved, TFLITE_SIGNATURES,
-                                                                                direct=False)
+    public = convert_saved_model(saved, TFLITE_SIGNATURES, direct=False)
+    assert convert_saved_model(saved, TFLITE_SIGNATURES) == public
+
+    def other_arguments(*args):
+        raise TypeError("another TensorFlow's private converter")
+
+    # a TensorFlow whose private converter takes other arguments: the public path, same bytes
+    monkeypatch.setattr(tflite_module, "_lite", types.SimpleNamespace(TFLiteSavedModelConverterV2=other_arguments))
+    assert convert_saved_model(saved, TFLITE_SIGNATURES) == public
 
 
 def _one_per_seed(model, seeds, labels, **options):
