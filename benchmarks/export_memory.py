@@ -68,7 +68,7 @@ def main():
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--pixelcnn-pp-filters", type=int, default=None, help=PIXELCNN_PP_FILTERS_HELP)
     args = parser.parse_args()
-    batches = sorted(args.batches)
+    batches = sorted(set(args.batches))
     architectures = [a for a in args.architectures.split(",") if a]
     models = export_models(architectures, args.pretrained, args.pixelcnn_pp_filters)
     names = ([f"{args.pretrained} (shipped)"] if args.pretrained else []) + architectures

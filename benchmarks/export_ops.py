@@ -1,6 +1,6 @@
 """Ops a pixel step of each exported sampler runs, by op type, through TF Serving's TF1 session loader.
 
-    python benchmarks/export_ops.py [--architectures pixelcnn,gated_pixelcnn] [--top 12]
+    python benchmarks/export_ops.py [--architectures pixelcnn,gated_pixelcnn] [--top 8]
 
 Without XLA the TF executor spends about the same time on every op, whatever its
 arithmetic (a 1x1 matmul costs about a reshape), so an exported sampler's speed at
@@ -8,7 +8,7 @@ batch 1 is set by how many ops each pixel step runs. For every architecture
 (fresh models of `fresh_models.py`), it exports the default SavedModel, runs one
 `sample` request for one image with a full trace (`RunMetadata`) and prints the
 executed ops per pixel step (28 x 28 x C steps), the loop plumbing among them
-(Merge, Switch, NextIteration, Enter, Exit, Identity) and the most frequent types.
+(Merge, Switch, NextIteration, Enter, Exit, Identity, LoopCond) and the most frequent types.
 The timings in the trace are inflated by the tracing itself, so only counts are printed.
 """
 
@@ -17,12 +17,16 @@ import collections
 import os
 import tempfile
 
-import numpy as np
-import tensorflow as tf
+import sys
 
-from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models
-from keras_pixelcnn.export import export_savedmodel
-from keras_pixelcnn.models.registry import ARCHITECTURES
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models  # noqa: E402
+from keras_pixelcnn.export import export_savedmodel  # noqa: E402
+from keras_pixelcnn.models.registry import ARCHITECTURES  # noqa: E402
 
 _PLUMBING = ("Merge", "Switch", "NextIteration", "Enter", "Exit", "Identity", "LoopCond")
 
@@ -42,6 +46,7 @@ def _executed_ops(path):
     metadata = tf.compat.v1.RunMetadata()
     session.run(output, feed, options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
                 run_metadata=metadata)
+    session.close()
     counts = collections.Counter()
     for device in metadata.step_stats.dev_stats:
         for node in device.node_stats:

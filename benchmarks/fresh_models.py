@@ -1,6 +1,6 @@
 """The models the export benchmarks measure: fresh architectures or a shipped model.
 
-Shared by `export_sampling.py` and `export_memory.py`, so both measure the same models:
+Shared by `export_sampling.py`, `export_memory.py` and `export_ops.py`, so all measure the same models:
 every architecture with default hyperparameters and fresh weights (seed 0, 28x28x1),
 except PixelCNN++ at `pixelcnn_pp_filters` when given (the shipped one has 32; its
 default, 80, is 23 M parameters).
@@ -19,6 +19,6 @@ def export_models(architectures, pretrained=None, pixelcnn_pp_filters=None):
     models = [load_pretrained(pretrained)] if pretrained else []
     for architecture in architectures:
         keras.utils.set_random_seed(0)
-        small = architecture == "pixelcnn_pp" and pixelcnn_pp_filters
+        small = architecture == "pixelcnn_pp" and pixelcnn_pp_filters is not None
         models.append(kp.build_model(architecture, (28, 28, 1), **({"filters": pixelcnn_pp_filters} if small else {})))
     return models

@@ -10,8 +10,8 @@
 On a CPU with AVX512_BF16 (or AMX) oneDNN runs bfloat16 convolutions about twice as
 fast as float32 ones (`benchmarks/train_throughput.py`, README "Benchmarks"), so
 `bf16` trains a PixelCNN 1.5-1.6x as fast as a float32 tutorial PixelCNN there, with
-bits/dim after the same 300 steps equal to float32's within 0.01 on average over 4 data
-orders. `auto` does not pick it on CPUs: that was measured for PixelCNN only, and it would
+bits/dim after the same 300 steps within 0.01 of float32's on average over 4 data orders
+(standard error 0.011 at batch 32). `auto` does not pick it on CPUs: that was measured for PixelCNN only, and it would
 change the numbers every CPU run produces. Weights stay float32 either way and inference
 always computes in float32 (`keras_pixelcnn.models.inference`).
 """
