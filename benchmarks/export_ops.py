@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models  # noqa: E402
+from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models, session_signature  # noqa: E402
 from keras_pixelcnn.export import export_savedmodel  # noqa: E402
 from keras_pixelcnn.models.registry import ARCHITECTURES  # noqa: E402
 
@@ -33,11 +33,7 @@ _PLUMBING = ("Merge", "Switch", "NextIteration", "Enter", "Exit", "Identity", "L
 
 def _executed_ops(path):
     """Counter of the op types one `sample` request for one image runs, through the TF1 session loader."""
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
-    signature = meta.signature_def["sample"]
+    session, signature = session_signature(path, "sample")
     feed = {signature.inputs["seed"].name: np.zeros(1, np.int64)}
     if "label" in signature.inputs:
         feed[signature.inputs["label"].name] = np.zeros(1, np.int64)

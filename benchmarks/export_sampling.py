@@ -30,7 +30,7 @@ from keras_pixelcnn.export import export_savedmodel, export_tflite
 from keras_pixelcnn.models.registry import ARCHITECTURES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models  # noqa: E402
+from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models, session_signature  # noqa: E402
 
 
 def _best(run, repeats):
@@ -46,11 +46,7 @@ def _best(run, repeats):
 
 def _session_runner(path, name):
     """`run(**inputs) -> images` through the TF1 session loader, as TF Serving loads a SavedModel."""
-    graph = tf.Graph()
-    session = tf.compat.v1.Session(graph=graph)
-    with graph.as_default():
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
-    signature = meta.signature_def[name]
+    session, signature = session_signature(path, name)
     output = signature.outputs["images"].name
 
     def run(**inputs):
