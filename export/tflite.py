@@ -90,8 +90,8 @@ def convert_saved_model(saved, signature_keys, direct=True):
     if converter_class is not None:
         try:
             converter = converter_class(saved, {tf.saved_model.SERVING}, list(signature_keys))
-        except TypeError:  # a private class: another TensorFlow may take other arguments
-            converter = None
+        except TypeError:  # a private class: another TensorFlow may take other arguments (public path below)
+            pass
     if converter is None:
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
