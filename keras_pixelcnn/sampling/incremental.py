@@ -80,6 +80,9 @@ class _Tensor:
     # Whether values are kept for later steps; a pixel tensor read only at its own
     # pixel by pointwise layers lives for one step ("transient").
     cached: bool = True
+    # Read whole at every pixel step (attention's keys and values, `attention_rule`): the column
+    # loop gets the cache as it was at the row's start, read-only, besides the band it writes.
+    whole: bool = False
 
     def ready_rows(self):
         """`ready[r]` for any phase: the image row whose start sees row r final."""
@@ -226,6 +229,8 @@ class Plan:
             origins[key], rows = (row, t.pad[0] + 1) if written else (row + t.pad[0], 1)
             batch = -1 if cache.shape[0] is None else cache.shape[0]
             bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]), [batch, rows, cache.shape[2], cache.shape[3]])
+            if t.whole:  # rows before the current one are final: read in place, never written in the loop
+                bands[(key[0], "whole")] = cache
         return Values(self, bands, values.globals, values.current, origins)
 
     def close_bands(self, values, bands, image_row):

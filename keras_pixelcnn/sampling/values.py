@@ -67,6 +67,19 @@ class Values:
         window = self.window(tensor, row, 1, col, 1, aux)
         return tf.reshape(window, (-1, window.shape[-1]))
 
+    def whole(self, tensor):
+        """A cache's image part `(B, h, w, K)`: final up to the row before the current one.
+
+        Inside an image row it is the cache as the row opened (`Plan.open_bands`, for
+        tensors marked `whole`), so reading it copies nothing and the pixel writes go to
+        the band; the current row is read from the band (`window`).
+        """
+        top, _, left, _ = tensor.pad
+        cache = self.caches.get((tensor.key, "whole"), self.caches[(tensor.key, None)])
+        batch = -1 if cache.shape[0] is None else cache.shape[0]
+        # static begin and size: the whole unpadded cache is the input itself (no copy)
+        return tf.slice(cache, [0, top, left, 0], [batch, tensor.height, tensor.width, cache.shape[3]])
+
     def row(self, tensor, row):
         if tensor.phase == "global":
             return self.globals[tensor.key]
