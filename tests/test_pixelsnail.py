@@ -15,6 +15,9 @@ from helpers import run_script_under_jax
 import keras_pixelcnn as kp
 from keras_pixelcnn.causality import dependency_matrix
 from keras_pixelcnn.layers.attention import CausalAttention, masked_softmax
+from keras_pixelcnn.layers.masked_conv import MaskedConv2D
+from keras_pixelcnn.layers.recurrent import RowLSTM
+from keras_pixelcnn.models.common import model_inputs
 from keras_pixelcnn.sampling import sample
 from keras_pixelcnn.sampling.incremental import Plan, Values
 
@@ -88,7 +91,7 @@ def _incremental_params(model, images, labels, banded):
     of the pixel's channels are written (its row's band opened with or without `banded`)."""
     plan = Plan(model)
     batch, height, width, channels = images.shape
-    start = plan.initial(batch, tf.constant(labels))
+    start = plan.initial(batch, None if labels is None else tf.constant(labels))
     caches, out = dict(start.caches), np.zeros((batch,) + model.output_shape[1:], np.float32)
     for row in map(tf.constant, range(height)):
         values = Values(plan, caches, start.globals)
@@ -118,6 +121,22 @@ def test_the_cached_attention_computes_the_models_parameters_at_every_pixel(band
     labels = np.array([1, 2], np.int32)
     expected = keras.ops.convert_to_numpy(model([images, labels]))
     np.testing.assert_allclose(_incremental_params(model, images, labels, banded), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("banded", [False, True])
+def test_the_cached_attention_reads_padded_keys_with_state_at_every_pixel(banded):
+    """Keys and values that are a Row LSTM's output: padded on every side but the bottom and with a cell
+    state beside them (a band and a cache of their own), which the whole-cache reads must not mistake."""
+    keras.utils.set_random_seed(2)
+    inputs, x, _ = model_inputs((4, 4, 1), None)
+    h = RowLSTM(8)(MaskedConv2D(32, 3, "A", 1)(x))
+    attended = CausalAttention(2)([MaskedConv2D(8, 1, "B", 1)(h), h, h])
+    model = keras.Model(inputs, MaskedConv2D(4, 1, "B", 1)(keras.layers.Concatenate()([h, attended])))
+    keys = Plan(model).tensors[id(h)]
+    assert keys.whole and keys.pad[0] and keys.pad[2] and keys.pad[3]  # what the test is for
+    images = np.random.default_rng(3).integers(0, 256, (2, 4, 4, 1)).astype(np.int32)
+    expected = keras.ops.convert_to_numpy(model(images))
+    np.testing.assert_allclose(_incremental_params(model, images, None, banded), expected, atol=1e-5)
 
 
 def test_half_precision_attention_computes_in_float32():
