@@ -187,13 +187,35 @@ class Plan:
         return keys
 
     def _mark_transient(self):
-        """Keep values only for tensors that some layer reads at another pixel or row."""
+        """Keep values only for tensors that some layer reads at another pixel or row.
+
+        A down-sampled tensor is computed inside its run's `tf.cond` (`_pixels_on_grid`), so it
+        is transient only if every reader is a pointwise layer of the same run, in every list
+        of steps that `pixel` runs: PixelCNN++'s down-sampled streams had 204 cached tensors,
+        each a band in the column loop, a cond output and a write at every pixel step, where
+        50 are read after their step.
+        """
         for step in self.pixel_steps:
-            step.output.cached = step.output.factor != 1 or step.rule.reads_own_output
+            step.output.cached = step.rule.reads_own_output
+        run_of = [self._run_index(steps) for steps in [self.pixel_steps] + self.after_channel]
         for step in self.pixel_steps + self.row_steps:
             for source in step.rule.inputs:
-                if step.rule.reads_neighbours or step.output.phase == "row" or source.factor != step.output.factor:
+                if (step.rule.reads_neighbours or step.output.phase == "row" or source.factor != step.output.factor
+                        or (source.factor != 1 and not all(
+                            source.key in runs and runs.get(step.output.key) == runs[source.key]
+                            for runs in run_of if step.output.key in runs))):
                     source.cached = True
+
+    @staticmethod
+    def _grid_runs(steps):
+        """`pixel`'s runs of `steps`: consecutive down-sampled steps without aux state share one `tf.cond`."""
+        return _runs(steps, lambda step: step.output.factor if step.output.factor != 1 and not step.rule.aux
+                     else None)
+
+    def _run_index(self, steps):
+        """`{tensor key: index of its run}` for the down-sampled steps among `steps` (`_grid_runs`)."""
+        return {step.output.key: i for i, run in enumerate(self._grid_runs(steps)) for step in run
+                if step.output.factor != 1}
 
     def _plan_bands(self):
         """The caches written pixel by pixel (`band_keys`) and the row-phase caches pixel steps read (`row_keys`).
@@ -213,9 +235,11 @@ class Plan:
         """A `Values` for the pixels of image row `image_row`: bands of the pixel-by-pixel caches.
 
         Each band holds a tensor's rows `r - top .. r` (r its current row, top its padding);
-        a row-phase cache, which pixel steps only read, its row r. Only bands enter the column
-        loop: TFLite's WHILE copies every loop input at every step, invariant or not.
-        `banded=False` keeps whole caches (XLA writes them in place).
+        a row-phase cache, which pixel steps only read, its row r. Only bands, and the whole
+        caches of tensors marked `whole` (attention's keys and values, read in place), enter
+        the column loop: every loop variable costs ops at every step, and TFLite's WHILE may
+        copy a loop input at every step. `banded=False` keeps whole caches (XLA writes them in
+        place).
         """
         if not banded:
             return values.fork()
@@ -229,7 +253,7 @@ class Plan:
             origins[key], rows = (row, t.pad[0] + 1) if written else (row + t.pad[0], 1)
             batch = -1 if cache.shape[0] is None else cache.shape[0]
             bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]), [batch, rows, cache.shape[2], cache.shape[3]])
-            if t.whole:  # rows before the current one are final: read in place, never written in the loop
+            if t.whole and key[1] is None:  # rows above are final: read in place, never written in the loop
                 bands[(key[0], "whole")] = cache
         return Values(self, bands, values.globals, values.current, origins)
 
@@ -315,16 +339,18 @@ class Plan:
         factor = run[0].output.factor
         row, col = _coarse(image_row, factor), _coarse(image_col, factor)
 
+        kept = [step for step in run if step.output.cached]  # the others are read inside the run only
+
         def fresh():
             trial = values.fork()
             for step in run:  # later steps of the run read the earlier ones' new pixels
                 trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
             return [tf.cast(trial.at(step.output, row, col), values.caches[(step.output.key, None)].dtype)
-                    for step in run]
+                    for step in kept]
 
         on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
-        news = tf.cond(on_grid, fresh, lambda: [values.at(step.output, row, col) for step in run])
-        for step, value in zip(run, news):
+        news = tf.cond(on_grid, fresh, lambda: [values.at(step.output, row, col) for step in kept])
+        for step, value in zip(kept, news):
             values.write(step.output, row, col, value)
 
     def pixel(self, values, image_row, image_col, steps=None):
@@ -334,8 +360,7 @@ class Plan:
             The model output at that pixel, `(B, P)`.
         """
         steps = self.pixel_steps if steps is None else steps
-        for run in _runs(steps, lambda step: step.output.factor if step.output.factor != 1 and not step.rule.aux
-                         else None):
+        for run in self._grid_runs(steps):
             if run[0].output.factor != 1 and not run[0].rule.aux:
                 self._pixels_on_grid(values, run, image_row, image_col)
                 continue
