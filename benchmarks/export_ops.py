@@ -31,8 +31,19 @@ from keras_pixelcnn.models.registry import ARCHITECTURES  # noqa: E402
 _PLUMBING = ("Merge", "Switch", "NextIteration", "Enter", "Exit", "Identity", "LoopCond")
 
 
+# TensorFlow's step-stats collector keeps at most this many node records per run (kMaxCollectedNodes).
+_TRACE_LIMIT = 1 << 20
+
+
 def _executed_ops(path):
-    """Counter of the op types one `sample` request for one image runs, through the TF1 session loader."""
+    """`(counts, steps)`: a Counter of the op types that one `sample` request for one image runs through
+    the TF1 session loader, and the pixel steps they cover.
+
+    A trace keeps at most `_TRACE_LIMIT` ops, so a long request (PixelCNN++'s) is counted
+    over its first steps only. The steps are found from the two loops' LoopCond ops: the
+    column loop's runs once per pixel step plus once per row it finishes, the row loop's
+    once per row plus once at the end.
+    """
     session, signature = session_signature(path, "sample")
     feed = {signature.inputs["seed"].name: np.zeros(1, np.int64)}
     if "label" in signature.inputs:
@@ -43,12 +54,18 @@ def _executed_ops(path):
     session.run(output, feed, options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
                 run_metadata=metadata)
     session.close()
-    counts = collections.Counter()
+    counts, conds = collections.Counter(), collections.Counter()
     for device in metadata.step_stats.dev_stats:
         for node in device.node_stats:
             # timeline_label: "name = OpType(inputs)"
-            counts[node.timeline_label.split(" = ")[-1].split("(")[0] if node.timeline_label else "?"] += 1
-    return counts
+            op = node.timeline_label.split(" = ")[-1].split("(")[0] if node.timeline_label else "?"
+            counts[op] += 1
+            if op == "LoopCond":
+                conds[node.node_name] += 1
+    (_, column), (_, row) = conds.most_common(2)
+    # Rows started: row - 1 (whole run: every row and the final check; truncated: the rows started,
+    # the last of them unfinished). Each finished row adds one check to the column loop's count.
+    return counts, column - (row - 1)
 
 
 def main():
@@ -61,11 +78,15 @@ def main():
     print("|---|---:|---:|---|")
     with tempfile.TemporaryDirectory() as directory:
         for model in export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters):
-            counts = _executed_ops(export_savedmodel(model, directory, model.name, 1))
-            steps = np.prod(model.inputs[0].shape[1:])
+            counts, pixels = _executed_ops(export_savedmodel(model, directory, model.name, 1))
+            steps = pixels * model.inputs[0].shape[-1]
+            total = sum(counts.values())
             plumbing = sum(counts[op] for op in _PLUMBING)
             top = ", ".join(f"{op} {count / steps:.1f}" for op, count in counts.most_common(args.top))
-            print(f"| {model.name} | {sum(counts.values()) / steps:.0f} | {plumbing / steps:.0f} | {top} |", flush=True)
+            name = model.name
+            if total >= _TRACE_LIMIT:
+                name += f" (first {pixels} of {np.prod(model.inputs[0].shape[1:3])} pixels: the trace keeps {total} ops)"
+            print(f"| {name} | {total / steps:.0f} | {plumbing / steps:.0f} | {top} |", flush=True)
 
 
 if __name__ == "__main__":
