@@ -7,7 +7,8 @@ arithmetic (a 1x1 matmul costs about a reshape), so an exported sampler's speed 
 batch 1 is set by how many ops each pixel step runs. For every architecture
 (fresh models of `fresh_models.py`), it exports the default SavedModel, runs one
 `sample` request for one image with a full trace (`RunMetadata`) and prints the
-executed ops per pixel step (28 x 28 x C steps), the loop plumbing among them
+executed ops per pixel step (per sub-pixel: C per pixel; over the pixels the trace covers,
+all 28 x 28 unless the request runs more ops than a trace keeps), the loop plumbing among them
 (Merge, Switch, NextIteration, Enter, Exit, Identity, LoopCond) and the most frequent types.
 The timings in the trace are inflated by the tracing itself, so only counts are printed.
 """
