@@ -342,24 +342,24 @@ class Plan:
         kept = [step for step in run if step.output.cached]  # the others are read inside the run only
         keys = [(step.output.key, None) for step in kept]
         on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
-        if keys and all(key in values.origins for key in keys):
-            # Bands (no XLA): the cond writes them and returns them, untouched off the grid. Returning
-            # the new pixels instead read each one back and wrote it again at every pixel step.
-            def write():
-                trial = values.fork()
-                for step in run:
-                    trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
-                return [trial.caches[key] for key in keys]
 
-            values.caches.update(zip(keys, tf.cond(on_grid, write, lambda: [values.caches[key] for key in keys])))
-            return
-
-        def fresh():
+        def computed():
             trial = values.fork()
             for step in run:  # later steps of the run read the earlier ones' new pixels
                 trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
-            return [tf.cast(trial.at(step.output, row, col), values.caches[(step.output.key, None)].dtype)
-                    for step in kept]
+            return trial
+
+        if keys and all(key in values.origins for key in keys):
+            # Bands (no XLA): the cond writes them and returns them, untouched off the grid. Returning
+            # the new pixels instead read each one back and wrote it again at every pixel step.
+            updated = tf.cond(on_grid, lambda: [computed().caches[key] for key in keys],
+                              lambda: [values.caches[key] for key in keys])
+            values.caches.update(zip(keys, updated))
+            return
+
+        def fresh():
+            trial = computed()
+            return [tf.cast(trial.at(step.output, row, col), values.caches[key].dtype) for step, key in zip(kept, keys)]
 
         news = tf.cond(on_grid, fresh, lambda: [values.at(step.output, row, col) for step in kept])
         for step, value in zip(kept, news):
