@@ -2,13 +2,16 @@
 
     python benchmarks/quality.py --runs-dir runs/quality [--architectures pixelcnn,gated_pixelcnn]
         [--epochs 1] [--steps-per-epoch 300] [--batch-size 32] [--filters N] [--num-layers N]
-        [--test-images N] [--json results.json]
+        [--test-images N] [--json results.json] [--overrides ARCHITECTURE=FILE.json ...]
 
 Each architecture trains with `kpixel fit`'s own code (`keras_pixelcnn.training.fit`)
 into RUN_DIR/ARCHITECTURE (a normal run directory: `kpixel sample` and
 `kpixel evaluate` work on it; re-running resumes or skips finished runs) on
 the same data, seed, steps and batch size, with its default hyperparameters
-unless --filters/--num-layers are given. The plain "pixelcnn" is the
+unless --filters/--num-layers are given. `--overrides pixelsnail=snail.json`
+changes `kpixel fit --config` fields for one architecture only (e.g. its
+filters, to compare models of equal parameter counts, or `model_options`);
+the budget (epochs, steps, batch size) stays shared. The plain "pixelcnn" is the
 reference the others are compared with. Test bits/dim is exact, over the whole
 Fashion-MNIST test split (10,000 images) unless --test-images is given.
 Training images/s is steps x batch size over the wall time of `fit` (it
@@ -16,6 +19,7 @@ includes per-epoch validation and sample grids).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -28,12 +32,36 @@ import keras_pixelcnn as kp
 from keras_pixelcnn.training import TrainConfig, evaluate, fit, load_run
 
 
-def _train(name, args):
+_SHARED = ("model", "epochs", "steps_per_epoch", "batch_size", "seed", "dataset")
+
+
+def _overrides(items, architectures):
+    """`{architecture: {field: value}}` from `ARCHITECTURE=FILE.json` items, refused before any training."""
+    overrides = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or name not in architectures:
+            raise SystemExit(f"Error: --overrides expects ARCHITECTURE=FILE.json with ARCHITECTURE one of "
+                             f"{architectures}. Received: {item!r}")
+        with open(path) as handle:
+            fields = json.load(handle)
+        if not isinstance(fields, dict) or set(fields) & set(_SHARED):
+            raise SystemExit(f"Error: --overrides {path}: expected a JSON object without the shared fields {_SHARED}")
+        overrides[name] = fields
+    return overrides
+
+
+def _config(name, args, overrides):
+    fields = dict(model=name, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+                  batch_size=args.batch_size, learning_rate=args.learning_rate, filters=args.filters,
+                  num_layers=args.num_layers, validation_images=args.validation_images,
+                  sample_images=args.sample_images, seed=args.seed)
+    fields.update(overrides.get(name, {}))
+    return TrainConfig(**fields)
+
+
+def _train(name, args, config):
     run_dir = os.path.join(args.runs_dir, name)
-    config = TrainConfig(model=name, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
-                         batch_size=args.batch_size, learning_rate=args.learning_rate, filters=args.filters,
-                         num_layers=args.num_layers, validation_images=args.validation_images,
-                         sample_images=16, seed=args.seed)
     timing_path = os.path.join(run_dir, "benchmark_timing.json")
     start = time.perf_counter()
     history = fit(config, run_dir, verbose=2)
@@ -49,7 +77,8 @@ def _train(name, args):
         "architecture": name, "parameters": model.count_params(), "train_seconds": round(seconds, 1),
         "train_images_per_second": round(args.epochs * args.steps_per_epoch * args.batch_size / seconds, 1),
         "test_bits_per_dim": round(result["bits_per_dim"], 4), "test_images": result["num_images"],
-        "run_dir": run_dir,
+        "run_dir": run_dir, "overrides": {key: value for key, value in dataclasses.asdict(config).items()
+                                          if key in ("filters", "num_layers", "model_options", "jit_compile")},
     }
 
 
@@ -66,14 +95,20 @@ def main():
     parser.add_argument("--validation-images", type=int, default=1000)
     parser.add_argument("--test-images", type=int, default=None, help="Default: the whole test split.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sample-images", type=int, default=16, help="Per-epoch sample grid (0: none).")
     parser.add_argument("--json", default=None, help="Also write the results here.")
+    parser.add_argument("--overrides", nargs="*", default=[], metavar="ARCHITECTURE=FILE.json",
+                        help="kpixel fit --config fields for one architecture (not the shared budget).")
     args = parser.parse_args()
+    names = args.architectures.split(",")
+    overrides = _overrides(args.overrides, names)
+    configs = {name: _config(name, args, overrides) for name in names}  # all validated before training
     devices = [device.device_type for device in tf.config.list_logical_devices()]
     header = (f"# Fashion-MNIST 28x28, 256 levels; {args.epochs} x {args.steps_per_epoch} steps of "
               f"{args.batch_size} images, Adam {args.learning_rate}, seed {args.seed}; "
               f"{platform.machine()} {os.cpu_count()} cores, devices {devices}, "
               f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-    results = [_train(name, args) for name in args.architectures.split(",")]
+    results = [_train(name, args, configs[name]) for name in names]
     print(header)
     print("| architecture | parameters | train images/s | train wall s | test bits/dim | test images |")
     print("|---|---:|---:|---:|---:|---:|")
