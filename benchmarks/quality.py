@@ -43,8 +43,11 @@ def _overrides(items, architectures):
         if not sep or name not in architectures:
             raise SystemExit(f"Error: --overrides expects ARCHITECTURE=FILE.json with ARCHITECTURE one of "
                              f"{architectures}. Received: {item!r}")
-        with open(path) as handle:
-            fields = json.load(handle)
+        try:
+            with open(path) as handle:
+                fields = json.load(handle)
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"Error: --overrides {path}: expected a readable JSON file ({error})") from None
         if not isinstance(fields, dict) or set(fields) & set(_SHARED):
             raise SystemExit(f"Error: --overrides {path}: expected a JSON object without the shared fields {_SHARED}")
         overrides[name] = fields
@@ -102,7 +105,10 @@ def main():
     args = parser.parse_args()
     names = args.architectures.split(",")
     overrides = _overrides(args.overrides, names)
-    configs = {name: _config(name, args, overrides) for name in names}  # all validated before training
+    try:  # every configuration validated before the first training
+        configs = {name: _config(name, args, overrides) for name in names}
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"Error: {error}") from None
     devices = [device.device_type for device in tf.config.list_logical_devices()]
     header = (f"# Fashion-MNIST 28x28, 256 levels; {args.epochs} x {args.steps_per_epoch} steps of "
               f"{args.batch_size} images, Adam {args.learning_rate}, seed {args.seed}; "
