@@ -19,10 +19,10 @@ includes per-epoch validation and sample grids).
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
+import sys
 import time
 
 import keras
@@ -30,26 +30,30 @@ import tensorflow as tf
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.training import TrainConfig, evaluate, fit, load_run
+from keras_pixelcnn.training.config import read_json
 
 
 _SHARED = ("model", "epochs", "steps_per_epoch", "batch_size", "seed", "dataset")
 
 
 def _overrides(items, architectures):
-    """`{architecture: {field: value}}` from `ARCHITECTURE=FILE.json` items, refused before any training."""
+    """`{architecture: {field: value}}` from `ARCHITECTURE=FILE.json` items.
+
+    Raises:
+        ValueError: an unknown architecture, or a missing, unreadable or non-object file, naming it.
+    """
     overrides = {}
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or name not in architectures:
-            raise SystemExit(f"Error: --overrides expects ARCHITECTURE=FILE.json with ARCHITECTURE one of "
+            raise ValueError(f"--overrides expects ARCHITECTURE=FILE.json with ARCHITECTURE one of "
                              f"{architectures}. Received: {item!r}")
         try:
-            with open(path) as handle:
-                fields = json.load(handle)
-        except (OSError, ValueError) as error:
-            raise SystemExit(f"Error: --overrides {path}: expected a readable JSON file ({error})") from None
+            fields = read_json(path)
+        except FileNotFoundError as error:  # read_json's ValueErrors name the file too
+            raise ValueError(f"--overrides: {error}") from None
         if not isinstance(fields, dict) or set(fields) & set(_SHARED):
-            raise SystemExit(f"Error: --overrides {path}: expected a JSON object without the shared fields {_SHARED}")
+            raise ValueError(f"--overrides {path}: expected a JSON object without the shared fields {_SHARED}")
         overrides[name] = fields
     return overrides
 
@@ -60,10 +64,10 @@ def _config(name, args, overrides):
                   num_layers=args.num_layers, validation_images=args.validation_images,
                   sample_images=args.sample_images, seed=args.seed)
     fields.update(overrides.get(name, {}))
-    return TrainConfig(**fields)
+    return TrainConfig.from_dict(fields)
 
 
-def _train(name, args, config):
+def _train(name, args, config, overrides):
     run_dir = os.path.join(args.runs_dir, name)
     timing_path = os.path.join(run_dir, "benchmark_timing.json")
     start = time.perf_counter()
@@ -80,8 +84,7 @@ def _train(name, args, config):
         "architecture": name, "parameters": model.count_params(), "train_seconds": round(seconds, 1),
         "train_images_per_second": round(args.epochs * args.steps_per_epoch * args.batch_size / seconds, 1),
         "test_bits_per_dim": round(result["bits_per_dim"], 4), "test_images": result["num_images"],
-        "run_dir": run_dir, "overrides": {key: value for key, value in dataclasses.asdict(config).items()
-                                          if key in ("filters", "num_layers", "model_options", "jit_compile")},
+        "run_dir": run_dir, "overrides": overrides.get(name, {}),
     }
 
 
@@ -104,17 +107,18 @@ def main():
                         help="kpixel fit --config fields for one architecture (not the shared budget).")
     args = parser.parse_args()
     names = args.architectures.split(",")
-    overrides = _overrides(args.overrides, names)
     try:  # every configuration validated before the first training
+        overrides = _overrides(args.overrides, names)
         configs = {name: _config(name, args, overrides) for name in names}
-    except (TypeError, ValueError) as error:
-        raise SystemExit(f"Error: {error}") from None
+    except ValueError as error:
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(2)
     devices = [device.device_type for device in tf.config.list_logical_devices()]
     header = (f"# Fashion-MNIST 28x28, 256 levels; {args.epochs} x {args.steps_per_epoch} steps of "
               f"{args.batch_size} images, Adam {args.learning_rate}, seed {args.seed}; "
               f"{platform.machine()} {os.cpu_count()} cores, devices {devices}, "
               f"TensorFlow {tf.__version__}, Keras {keras.__version__}")
-    results = [_train(name, args, configs[name]) for name in names]
+    results = [_train(name, args, configs[name], overrides) for name in names]
     print(header)
     print("| architecture | parameters | train images/s | train wall s | test bits/dim | test images |")
     print("|---|---:|---:|---:|---:|---:|")
