@@ -40,12 +40,16 @@ class ServingGraphs:
         max_batch: with checks, the most images a request may hold; a larger one
             is refused in the graph (memory grows with the batch). A batch of 0
             gives empty outputs.
+        tflite: build the graphs for the TFLite converter: the sampler writes its caches
+            with DynamicUpdateSlice ops (TFLite's builtin DYNAMIC_UPDATE_SLICE), which
+            TensorFlow itself runs only under XLA.
 
     Raises:
         keras_pixelcnn.sampling.incremental.NotCacheable: for a model the cached sampler cannot run.
     """
 
-    def __init__(self, model, checks=True, jit_compile=False, batch_size=None, max_batch=DEFAULT_MAX_BATCH):
+    def __init__(self, model, checks=True, jit_compile=False, batch_size=None, max_batch=DEFAULT_MAX_BATCH,
+                 tflite=False):
         # Graphs compute in float32 whatever the training policy (models.inference).
         self.model = model = inference_model(model)
         self.checks = checks
@@ -54,7 +58,8 @@ class ServingGraphs:
         self.shape = tuple(model.inputs[0].shape[1:])  # (H, W, C)
         self.num_classes = model_num_classes(model)
         self.distribution = distribution_of(model)
-        self._loop = self._shared_loop(cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile).python_function, jit_compile)
+        loop = cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile, slice_writes=tflite)
+        self._loop = self._shared_loop(loop.python_function, jit_compile)
         self._forward = self._shared_log_prob()
 
     @property

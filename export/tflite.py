@@ -58,7 +58,7 @@ def export_tflite(model, path, batch_size=1):
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_IMAGES_PER_REQUEST:
         raise ValueError(f"Expected a positive integer batch_size, at most {MAX_IMAGES_PER_REQUEST}. "
                          f"Received: batch_size={batch_size!r}")
-    graphs = ServingGraphs(model, checks=False, batch_size=batch_size)
+    graphs = ServingGraphs(model, checks=False, batch_size=batch_size, tflite=True)
     staging = tempfile.mkdtemp(prefix="kpixel-tflite-")
     try:
         saved = os.path.join(staging, "savedmodel")

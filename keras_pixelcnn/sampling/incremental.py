@@ -39,7 +39,7 @@ import tensorflow as tf
 import keras_pixelcnn.sampling.attention_rule  # noqa: F401  (registers the attention rule)
 import keras_pixelcnn.sampling.recurrent_rules  # noqa: F401  (registers the LSTM rules)
 from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
-from keras_pixelcnn.sampling.values import Values
+from keras_pixelcnn.sampling.values import Values, update_slice
 
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
 
@@ -110,13 +110,19 @@ class Plan:
             (and second, when conditional, the labels) and whose output is the
             per-pixel distribution parameters.
 
+        slice_writes: write the caches with XLA's DynamicUpdateSlice (`values.update_slice`),
+            which TFLite runs as its builtin DYNAMIC_UPDATE_SLICE at the cost of one copy of
+            what it writes into, instead of scatters (three passes over it there). For graphs
+            converted to TFLite or compiled by XLA: TensorFlow cannot run it otherwise.
+
     Raises:
         NotCacheable: for an unknown layer or a wiring that would read a value
             before it is final (a non-causal model).
     """
 
-    def __init__(self, model):
+    def __init__(self, model, slice_writes=False):
         self.model = model
+        self.slice_writes = slice_writes
         image_input = model.inputs[0]
         height, width, channels = image_input.shape[1:]
         self.shape = (height, width, channels)
@@ -266,6 +272,9 @@ class Plan:
             t = self.by_key[key[0]]
             row = bands.caches[key][:, t.pad[0]]  # (B, w + pad, K)
             cache = values.caches[key]
+            if self.slice_writes:  # (B, w + pad, K) -> (B, 1, w + pad, K) at its padded row
+                values.caches[key] = update_slice(cache, row[:, None], [0, _coarse(image_row, t.factor) + t.pad[0], 0, 0])
+                continue
             batch = tf.shape(row)[0]
             # indices (B, 2) of [b, padded row]
             indices = tf.stack([tf.range(batch), tf.fill([batch], _coarse(image_row, t.factor) + t.pad[0])], axis=1)

@@ -253,7 +253,7 @@ def naive_loop(model):
     return tf.function(run, autograph=False, reduce_retracing=True)
 
 
-def cached_loop(model, jit_compile=True, banded=None, frozen=False):
+def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes=False):
     """Like `naive_loop`, computing each layer at the new pixel only (`incremental.Plan`).
 
     Args:
@@ -265,12 +265,14 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False):
         frozen: read the weights now and build them into the graph as constants
             (`Plan.frozen_weights`), for an exported graph without XLA; the loop then
             ignores later changes of the model's weights.
+        slice_writes: write the caches with DynamicUpdateSlice ops (`Plan`), for a graph
+            converted to TFLite; TensorFlow runs such a graph only with XLA.
 
     Raises:
         incremental.NotCacheable: for a model the planner cannot run.
     """
     distribution = distribution_of(model)
-    plan = Plan(model)
+    plan = Plan(model, slice_writes=slice_writes)
     keys = plan.cache_keys()
     image_key = (plan.image.key, None)
     banded = not jit_compile if banded is None else banded

@@ -7,6 +7,19 @@ and writes pixels or rows through `Values`.
 import tensorflow as tf
 
 
+def update_slice(tensor, update, start):
+    """`tensor` with `update` written at `start` (one index per axis, the update a block of every image).
+
+    XLA's DynamicUpdateSlice, which the TFLite converter turns into its builtin
+    DYNAMIC_UPDATE_SLICE: one copy of the tensor at most, where a scatter becomes a
+    SCATTER_ND, a mask and a blend over the whole tensor (three passes). TensorFlow has no
+    kernel for it outside XLA, so a graph that writes this way is only converted, or compiled.
+    """
+    from tensorflow.compiler.tf2xla.ops import gen_xla_ops  # TensorFlow's wrapper of the XLA op (not in tf.raw_ops)
+
+    return gen_xla_ops.xla_dynamic_update_slice(tensor, update, tf.stack(start))
+
+
 class Values:
     """The caches of one sampling run: a padded `(B, h + pad, w + pad, K)` tensor per tensor.
 
@@ -101,6 +114,9 @@ class Values:
             return
         if value.shape.rank == 2:  # one pixel: (B, K) -> (B, 1, 1, K)
             value = value[:, None, None]
+        if self.plan.slice_writes:
+            self.caches[key] = update_slice(cache, tf.cast(value, cache.dtype), [0, row + top, col + left, 0])
+            return
         dynamic = tf.shape(value)
         batch, rows, cols = (dynamic[i] if value.shape[i] is None else value.shape[i] for i in range(3))
         # indices (B, rows, cols, 3) of [b, y, x] in the padded cache
@@ -127,7 +143,11 @@ class Values:
 
         A scatter copies the band once (or updates it in place when the executor can forward
         its buffer); a `tf.where` over a mask broadcast to the band cost 3x more at 16 images.
+        With `Plan.slice_writes` (graphs for TFLite), a DynamicUpdateSlice (`update_slice`).
         """
+        if self.plan.slice_writes:  # (B, K) -> (B, 1, 1, K); (B,) -> (B, 1, 1, 1) at the channel
+            block = tf.reshape(value, (-1, 1, 1, value.shape[-1] if value.shape.rank == 2 else 1))
+            return update_slice(band, block, [0] + position + [0] * (3 - len(position)))
         # indices (B, 1 + len(position)): [b, row, col(, channel)]
         indices = self.batch_index[1 + len(position)] + tf.stack([0] + position)
         return tf.tensor_scatter_nd_update(band, indices, value)
