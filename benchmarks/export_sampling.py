@@ -1,7 +1,7 @@
 """Seconds to sample and complete 28x28 images through each exported graph, against the in-process sampler, in one run.
 
     python benchmarks/export_sampling.py [--architectures pixelcnn,row_lstm] [--batch-sizes 1,16]
-        [--tflite-batch-sizes 1] [--pretrained fashion_mnist] [--pixelcnn-pp-filters 32]
+        [--tflite-batch-sizes 1] [--pretrained fashion_mnist] [--pixelcnn-pp-filters 32] [--tflite-scatter]
 
 For every architecture (fresh weights, default hyperparameters, or a shipped
 model) it exports the default SavedModel (no XLA, as TF Serving runs it) and
@@ -9,10 +9,14 @@ a TFLite file, then times, at each batch size, the in-process `kp.sample` /
 `kp.complete` (cached, XLA) and the exported `sample` / `complete` signatures
 through `tf.saved_model.load` and through the TF1 session loader (TF Serving's),
 and the TFLite `sample` signature (ai-edge-litert). Each sampler is called
-once to load and compile, then timed as the best of `--repeats` calls. Every
-graph must draw the Keras images (image b from seed pair (b, 0), as
-`kp.sample(model, 1, seed=b)`; `complete` keeps the top half of test-like
-images and fills the bottom), or the script stops.
+once to load and compile, then timed as the best of `--repeats` calls, taken in
+turns with the other samplers of its signature and batch size (so that a change in
+the machine's speed during the run moves them alike). With `--tflite-scatter`, a
+second TFLite file whose sampler writes its caches with scatters (as before
+DYNAMIC_UPDATE_SLICE) is timed beside the exported one. Every graph must draw
+the Keras images (image b from seed pair (b, 0), as `kp.sample(model, 1, seed=b)`;
+`complete` keeps the top half of test-like images and fills the bottom), or the
+script stops.
 """
 
 import argparse
@@ -26,22 +30,37 @@ import numpy as np
 import tensorflow as tf
 
 import keras_pixelcnn as kp
-from keras_pixelcnn.export import export_savedmodel, export_tflite
+from keras_pixelcnn.export import TFLITE_SIGNATURES, export_savedmodel, export_tflite
+from keras_pixelcnn.export.savedmodel import write_archive
+from keras_pixelcnn.export.signatures import ServingGraphs
+from keras_pixelcnn.export.tflite import convert_saved_model
 from keras_pixelcnn.models.registry import ARCHITECTURES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models, session_signature  # noqa: E402
 
 
-def _best(run, repeats):
-    first = run()  # load, trace, compile
-    best = float("inf")
+def _best(runs, repeats):
+    """`{label: (best seconds, output)}`: each of `runs` called once (load, trace, compile), then timed
+    `repeats` times in turns, and checked to give its first output again."""
+    firsts = {label: run() for label, run in runs.items()}
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        again = run()
-        best = min(best, time.perf_counter() - start)
-        np.testing.assert_array_equal(first, again)
-    return best, first
+        for label, run in runs.items():
+            start = time.perf_counter()
+            again = run()
+            best[label] = min(best[label], time.perf_counter() - start)
+            np.testing.assert_array_equal(firsts[label], again)
+    return {label: (best[label], firsts[label]) for label in runs}
+
+
+def _scatter_tflite(model, path, batch):
+    """A .tflite file like `export_tflite`'s but whose sampler writes its caches with scatters."""
+    graphs = ServingGraphs(model, checks=False, batch_size=batch)  # tflite=False: tensor_scatter_nd_update
+    saved = path + ".savedmodel"
+    write_archive(saved, graphs, TFLITE_SIGNATURES)
+    with open(path, "wb") as handle:
+        handle.write(convert_saved_model(saved, TFLITE_SIGNATURES))
 
 
 def _session_runner(path, name):
@@ -65,7 +84,7 @@ def _requests(shape, batch):
     return seeds, images, mask
 
 
-def _benchmark(model, batches, tflite_batches, repeats, directory):
+def _benchmark(model, batches, tflite_batches, repeats, directory, tflite_scatter=False):
     """Rows `(signature, batch, sampler, seconds, seconds / in-process)` for one model."""
     shape = tuple(model.inputs[0].shape[1:])
     path = export_savedmodel(model, directory, model.name, 1)
@@ -84,11 +103,11 @@ def _benchmark(model, batches, tflite_batches, repeats, directory):
             "complete": lambda: kp.complete(model, images, mask, seed=0),
         }
         for name in ("sample", "complete"):
-            keras_seconds, _ = _best(in_process[name], repeats)
-            rows.append((name, batch, "in-process `kp.%s` (cached, XLA)" % name, keras_seconds, 1.0))
+            keras_label = "in-process `kp.%s` (cached, XLA)" % name
             function = loaded.signatures[name]
             session = _session_runner(path, name)
             samplers = {
+                keras_label: in_process[name],
                 "SavedModel, `tf.saved_model.load`": lambda: function(
                     **{k: tf.constant(v) for k, v in inputs[name].items()})["images"].numpy(),
                 "SavedModel, TF1 session loader": lambda: session(**inputs[name]),
@@ -99,10 +118,17 @@ def _benchmark(model, batches, tflite_batches, repeats, directory):
                 tflite_path = os.path.join(directory, f"{model.name}_{batch}.tflite")
                 export_tflite(model, tflite_path, batch_size=batch)
                 runner = Interpreter(model_path=tflite_path).get_signature_runner("sample")
-                samplers["TFLite (ai-edge-litert)"] = lambda: runner(seed=seeds)["images"]
-            for label, run in samplers.items():
-                seconds, got = _best(run, repeats)
-                np.testing.assert_array_equal(got, want[name], err_msg=f"{model.name} {name} {label} batch {batch}")
+                samplers["TFLite (ai-edge-litert)"] = lambda runner=runner: runner(seed=seeds)["images"]
+                if tflite_scatter:
+                    _scatter_tflite(model, tflite_path + ".scatter", batch)
+                    scatter = Interpreter(model_path=tflite_path + ".scatter").get_signature_runner("sample")
+                    samplers["TFLite, scatter writes"] = lambda scatter=scatter: scatter(seed=seeds)["images"]
+            timed = _best(samplers, repeats)
+            keras_seconds = timed[keras_label][0]
+            for label, (seconds, got) in timed.items():
+                if label != keras_label:
+                    np.testing.assert_array_equal(got, want[name],
+                                                  err_msg=f"{model.name} {name} {label} batch {batch}")
                 rows.append((name, batch, label, seconds, seconds / keras_seconds))
     return rows
 
@@ -115,6 +141,8 @@ def main():
     parser.add_argument("--tflite-batch-sizes", default="1")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--pixelcnn-pp-filters", type=int, default=None, help=PIXELCNN_PP_FILTERS_HELP)
+    parser.add_argument("--tflite-scatter", action="store_true",
+                        help="also time a TFLite sampler that writes with scatters (before DYNAMIC_UPDATE_SLICE)")
     args = parser.parse_args()
     batches = [int(b) for b in args.batch_sizes.split(",")]
     tflite_batches = [int(b) for b in args.tflite_batch_sizes.split(",") if b]
@@ -129,7 +157,7 @@ def main():
             models = export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters)
         for model in models:
             for name, batch, label, seconds, ratio in _benchmark(model, batches, tflite_batches, args.repeats,
-                                                                 directory):
+                                                                 directory, args.tflite_scatter):
                 print(f"| {model.name} | `{name}` | {batch} | {label} | {seconds:.3f} | {ratio:.2f}x |", flush=True)
 
 

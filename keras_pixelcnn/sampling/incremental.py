@@ -95,7 +95,6 @@ class _Tensor:
         self.pad = [max(p, q) for p, q in zip(self.pad, (top, bottom, left, right))]
 
 
-
 @dataclasses.dataclass
 class _Step:
     rule: object  # a rule from sampling/rules.py
@@ -110,10 +109,7 @@ class Plan:
             (and second, when conditional, the labels) and whose output is the
             per-pixel distribution parameters.
 
-        slice_writes: write the caches with XLA's DynamicUpdateSlice (`values.update_slice`),
-            which TFLite runs as its builtin DYNAMIC_UPDATE_SLICE at the cost of one copy of
-            what it writes into, instead of scatters (three passes over it there). For graphs
-            converted to TFLite or compiled by XLA: TensorFlow cannot run it otherwise.
+        slice_writes: write the caches with DynamicUpdateSlice ops (`values.update_slice`), for TFLite.
 
     Raises:
         NotCacheable: for an unknown layer or a wiring that would read a value
@@ -244,8 +240,7 @@ class Plan:
         a row-phase cache, which pixel steps only read, its row r. Only bands, and the whole
         caches of tensors marked `whole` (attention's keys and values, read in place), enter
         the column loop: every loop variable costs ops at every step, and TFLite's WHILE may
-        copy a loop input at every step. `banded=False` keeps whole caches (XLA writes them in
-        place).
+        copy a loop input at every step. `banded=False` keeps whole caches (XLA writes in place).
         """
         if not banded:
             return values.fork()
@@ -271,14 +266,13 @@ class Plan:
                 continue
             t = self.by_key[key[0]]
             row = bands.caches[key][:, t.pad[0]]  # (B, w + pad, K)
-            cache = values.caches[key]
-            if self.slice_writes:  # (B, w + pad, K) -> (B, 1, w + pad, K) at its padded row
-                values.caches[key] = update_slice(cache, row[:, None], [0, _coarse(image_row, t.factor) + t.pad[0], 0, 0])
+            padded = _coarse(image_row, t.factor) + t.pad[0]
+            if self.slice_writes:  # (B, w + pad, K) -> (B, 1, w + pad, K)
+                values.caches[key] = update_slice(values.caches[key], row[:, None], [0, padded, 0, 0])
                 continue
-            batch = tf.shape(row)[0]
-            # indices (B, 2) of [b, padded row]
-            indices = tf.stack([tf.range(batch), tf.fill([batch], _coarse(image_row, t.factor) + t.pad[0])], axis=1)
-            values.caches[key] = tf.tensor_scatter_nd_update(cache, indices, row)
+            batch = tf.shape(row)[0]  # indices (B, 2) of [b, padded row]
+            indices = tf.stack([tf.range(batch), tf.fill([batch], padded)], axis=1)
+            values.caches[key] = tf.tensor_scatter_nd_update(values.caches[key], indices, row)
 
     def frozen_weights(self):
         """Every rule's `prepare()` tensors as numpy arrays, read now (eagerly).
