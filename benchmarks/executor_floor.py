@@ -7,10 +7,11 @@ that pixel: at least one matmul per layer, one after another. For every
 architecture (fresh models of `fresh_models.py`), this script takes the matrices
 the cached sampler multiplies at a full-resolution pixel step (`Rule.prepare`'s
 2-D weights of `Plan.pixel_steps`, the layers' real shapes), and builds a graph
-that runs only these matmuls, in order (chained by control dependencies), once per
+that runs only these matmuls, in order, each reading the one before (cut or zero-padded
+to its input width, one op standing in for the activation between layers), once per
 pixel of one 28x28 grey image, inside a `tf.while_loop` over image rows with the
 columns unrolled (so the loop itself costs next to nothing). No cache read or write,
-no bias, activation or sampling: a lower bound on what any exported sampler that
+no bias or sampling: close to a lower bound on what any exported sampler that
 TensorFlow's executor runs (TF Serving without XLA) spends per image. It prints
 that floor against the in-process sampler (`kp.sample`, cached, XLA), timed in
 turns, best of `--repeats`, and the floor per pixel step and per matmul.
@@ -48,18 +49,21 @@ def _floor_runner(matrices, height, width):
     with graph.as_default():
         scale = tf.compat.v1.placeholder(tf.float32, ())  # fed, so that nothing folds into a constant
 
-        def row_body(row, last):
-            weights = [tf.constant(w) for w in matrices]
-            # (1, in) inputs made once per row from the fed scale
-            inputs = [tf.ones((1, w.shape[0])) * scale for w in matrices]
-            previous = last
-            for _ in range(width):
-                for x, w in zip(inputs, weights):
-                    with tf.control_dependencies([previous]):
-                        previous = tf.matmul(x, w)
-            return row + 1, previous[:1, :1]
+        def fit(x, size):
+            """`x` `(1, n)` cut or zero-padded to `(1, size)`: one op, as the activation between two layers
+            is (none when the widths agree)."""
+            if x.shape[1] > size:
+                return x[:, :size]
+            return tf.pad(x, [[0, 0], [0, size - x.shape[1]]]) if x.shape[1] < size else x
 
-        start = tf.zeros((1, 1)) * scale
+        def row_body(row, previous):
+            weights = [tf.constant(w) for w in matrices]
+            for _ in range(width):
+                for w in weights:
+                    previous = tf.matmul(fit(previous, w.shape[0]), w)
+            return row + 1, fit(previous, matrices[0].shape[0])
+
+        start = tf.ones((1, matrices[0].shape[0])) * scale
         output = tf.while_loop(lambda row, _: row < height, row_body, (tf.constant(0), start))[1]
     session = tf.compat.v1.Session(graph=graph)
     return lambda: session.run(output, {scale: 1.0})
