@@ -108,7 +108,6 @@ class Plan:
         model: a functional model whose first input is the images `(B, H, W, C)`
             (and second, when conditional, the labels) and whose output is the
             per-pixel distribution parameters.
-
         slice_writes: write the caches with DynamicUpdateSlice ops (`values.update_slice`), for TFLite.
 
     Raises:
