@@ -20,7 +20,6 @@ turns, best of `--repeats`, and the floor per pixel step and per matmul.
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -30,7 +29,7 @@ from keras_pixelcnn.models.registry import ARCHITECTURES
 from keras_pixelcnn.sampling.incremental import Plan
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models  # noqa: E402
+from fresh_models import PIXELCNN_PP_FILTERS_HELP, best_in_turns, export_models  # noqa: E402
 
 
 def step_matrices(model):
@@ -82,16 +81,9 @@ def main():
     for model in export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters):
         height, width = model.inputs[0].shape[1:3]  # grey images: one sub-pixel per pixel
         matrices = step_matrices(model)
-        runs = {"keras": lambda model=model: kp.sample(model, 1, seed=0),
-                "floor": _floor_runner(matrices, height, width)}
-        best = dict.fromkeys(runs, float("inf"))
-        for run in runs.values():
-            run()  # trace, compile, optimize
-        for _ in range(args.repeats):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                best[name] = min(best[name], time.perf_counter() - start)
+        timed = best_in_turns({"keras": lambda model=model: kp.sample(model, 1, seed=0),
+                               "floor": _floor_runner(matrices, height, width)}, args.repeats)
+        best = {name: seconds for name, (seconds, _) in timed.items()}
         steps = height * width
         print(f"| {model.name} | {len(matrices)} | {best['keras']:.4f} | {best['floor']:.4f} | "
               f"{best['floor'] / best['keras']:.2f}× | {best['floor'] / steps * 1e6:.1f} | "

@@ -24,7 +24,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 
 import numpy as np
 import tensorflow as tf
@@ -37,21 +36,7 @@ from keras_pixelcnn.export.tflite import convert_saved_model
 from keras_pixelcnn.models.registry import ARCHITECTURES
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fresh_models import PIXELCNN_PP_FILTERS_HELP, export_models, session_signature  # noqa: E402
-
-
-def _best(runs, repeats):
-    """`{label: (best seconds, output)}`: each of `runs` called once (load, trace, compile), then timed
-    `repeats` times in turns, and checked to give its first output again."""
-    firsts = {label: run() for label, run in runs.items()}
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats):
-        for label, run in runs.items():
-            start = time.perf_counter()
-            again = run()
-            best[label] = min(best[label], time.perf_counter() - start)
-            np.testing.assert_array_equal(firsts[label], again)
-    return {label: (best[label], firsts[label]) for label in runs}
+from fresh_models import PIXELCNN_PP_FILTERS_HELP, best_in_turns, export_models, session_signature  # noqa: E402
 
 
 def _scatter_tflite(model, path, batch):
@@ -123,7 +108,7 @@ def _benchmark(model, batches, tflite_batches, repeats, directory, tflite_scatte
                     _scatter_tflite(model, tflite_path + ".scatter", batch)
                     scatter = Interpreter(model_path=tflite_path + ".scatter").get_signature_runner("sample")
                     samplers["TFLite, scatter writes"] = lambda scatter=scatter: scatter(seed=seeds)["images"]
-            timed = _best(samplers, repeats)
+            timed = best_in_turns(samplers, repeats)
             keras_seconds = timed[keras_label][0]
             for label, (seconds, got) in timed.items():
                 if label != keras_label:

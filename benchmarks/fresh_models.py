@@ -1,12 +1,16 @@
-"""The models the export benchmarks measure (fresh architectures or a shipped model), and how they load an export.
+"""The models the export benchmarks measure (fresh architectures or a shipped model), how they load an export,
+and how they time samplers against each other.
 
-Shared by `export_sampling.py`, `export_memory.py` and `export_ops.py`, so all measure the same models:
+Shared by `export_sampling.py`, `export_memory.py`, `export_ops.py` and `executor_floor.py`, so all measure the same models:
 every architecture with default hyperparameters and fresh weights (seed 0, 28x28x1),
 except PixelCNN++ at `pixelcnn_pp_filters` when given (the shipped one has 32; its
 default, 80, is 23 M parameters).
 """
 
+import time
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 import keras_pixelcnn as kp
@@ -33,3 +37,18 @@ def session_signature(path, name):
     with graph.as_default():
         meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], path)
     return session, meta.signature_def[name]
+
+
+def best_in_turns(runs, repeats):
+    """`{label: (best seconds, output)}`: each of `runs` called once (load, trace, compile), then timed
+    `repeats` times in turns (so that a change in the machine's speed moves them alike), and checked
+    to give its first output again."""
+    firsts = {label: run() for label, run in runs.items()}
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):
+        for label, run in runs.items():
+            start = time.perf_counter()
+            again = run()
+            best[label] = min(best[label], time.perf_counter() - start)
+            np.testing.assert_array_equal(firsts[label], again)
+    return {label: (best[label], firsts[label]) for label in runs}

@@ -1,6 +1,9 @@
 """Exported graphs equal the Keras model: SavedModel (TF2 and TF1 session loaders, saved_model_cli) and TFLite."""
 
+import contextlib
+import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -9,6 +12,7 @@ import types
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from helpers import peaked_model, tiny_model
 
 import keras_pixelcnn as kp
@@ -162,12 +166,6 @@ def test_saved_model_cli_shows_every_signature_and_runs_one(exported, tmp_path):
 
 def _tflite_ops(path):
     """The builtin op names of every subgraph of a .tflite file, as TensorFlow's model analyzer lists them."""
-    import contextlib
-    import io
-    import re
-
-    import tensorflow as tf
-
     listing = io.StringIO()
     with contextlib.redirect_stdout(listing):
         tf.lite.experimental.Analyzer.analyze(model_path=str(path))
