@@ -190,11 +190,9 @@ class Plan:
     def _mark_transient(self):
         """Keep values only for tensors that some layer reads at another pixel or row.
 
-        A down-sampled tensor is computed inside its run's `tf.cond` (`_pixels_on_grid`), so it
-        is transient only if every reader is a pointwise layer of the same run, in every list
-        of steps that `pixel` runs: PixelCNN++'s down-sampled streams had 204 cached tensors,
-        each a band in the column loop, a cond output and a write at every pixel step, where
-        50 are read after their step.
+        A down-sampled tensor is computed with its run (in a `tf.cond`, `_pixels_on_grid`, or on its
+        grid), so it is transient only if every reader is a pointwise layer of the same run, in every
+        list of steps that `pixel` runs (PixelCNN++'s down-sampled bands: 204 -> 50).
         """
         for step in self.pixel_steps:
             step.output.cached = step.rule.reads_own_output
@@ -295,10 +293,9 @@ class Plan:
         for step in self.pixel_steps + self.row_steps:
             key = ("weights", step.output.key)
             globals_[key] = step.rule.prepare() if weights is None else weights[key]
-        by_key = {t.key: t for t in self.tensors.values()}
         caches = {}
         for key, aux in self.cache_keys():
-            t = by_key[key]
+            t = self.by_key[key]
             top, bottom, left, right = t.pad
             caches[(key, aux)] = tf.zeros((batch, t.height + top + bottom, t.width + left + right, t.depth),
                                           t.dtype)
@@ -340,7 +337,6 @@ class Plan:
         """
         factor = run[0].output.factor
         row, col = _coarse(image_row, factor), _coarse(image_col, factor)
-
         kept = [step for step in run if step.output.cached]  # the others are read inside the run only
         keys = [(step.output.key, None) for step in kept]
         on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
@@ -367,33 +363,38 @@ class Plan:
         for step, value in zip(kept, news):
             values.write(step.output, row, col, value)
 
-    def pixel(self, values, image_row, image_col, steps=None):
+    def pixel(self, values, image_row, image_col, steps=None, grid=None):
         """Compute pixel-phase tensors (all, or `steps`) at image pixel `(image_row, image_col)`.
+
+        `grid`: `{factor: whether its grid holds this pixel}` where known as the graph is built
+        (`sampler.pixel_grid`); a factor at None, or `grid` None, puts its runs in `tf.cond`s.
 
         Returns:
             The model output at that pixel, `(B, P)`.
         """
         steps = self.pixel_steps if steps is None else steps
         for run in self._grid_runs(steps):
-            if run[0].output.factor != 1 and not run[0].rule.aux:
+            factor = run[0].output.factor
+            on_grid = True if factor == 1 else None if grid is None else grid[factor]
+            if on_grid is not None:  # known as the graph is built: computed here, or not
+                row, col = _coarse(image_row, factor), _coarse(image_col, factor)
+                for step in run if on_grid else []:
+                    values.write(step.output, row, col, step.rule.pixel(values, row, col))
+                continue
+            if not run[0].rule.aux:
                 self._pixels_on_grid(values, run, image_row, image_col)
                 continue
-            (step,) = run
-            factor = step.output.factor
+            (step,) = run  # a down-sampled layer with state besides its output (none has any yet)
             keys = ([(step.output.key, None)] if step.output.cached else []) + [
                 (step.output.key, name) for name in step.rule.aux]
 
-            def compute(step=step, keys=keys, factor=factor):
+            def compute(step=step, keys=keys):
                 trial = values.fork()
-                row, col = _coarse(image_row, factor), _coarse(image_col, factor)
+                row, col = image_row // factor, image_col // factor
                 trial.write(step.output, row, col, step.rule.pixel(trial, row, col))
-                values.current.update(trial.current)
                 return [trial.caches[key] for key in keys]
 
-            if factor == 1:
-                updated = compute()
-            elif step.rule.aux:  # state besides the output (none of the down-sampled layers has any)
-                on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
-                updated = tf.cond(on_grid, compute, lambda keys=keys: [values.caches[key] for key in keys])
+            on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
+            updated = tf.cond(on_grid, compute, lambda keys=keys: [values.caches[key] for key in keys])
             values.caches.update(zip(keys, updated))
         return values.at(self.output, image_row, image_col)

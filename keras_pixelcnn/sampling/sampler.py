@@ -253,6 +253,33 @@ def naive_loop(model):
     return tf.function(run, autograph=False, reduce_retracing=True)
 
 
+def grid_period(plan):
+    """The smallest down-sampling factor of `plan` (1 for none): the period of a banded sampler's unrolled loops.
+
+    A banded sampler runs that many image rows per step of its row loop and, in the rows of
+    the grid, that many pixels per step of its column loop, so that it knows as the graph is
+    built where that factor's runs are computed (`pixel_grid`): a `tf.cond` per run and pixel
+    step passed every input of the run through a Switch in TensorFlow's executor, and was an IF
+    op that returned its bands in TFLite. Unrolling by every factor (4 for PixelCNN++) made its
+    graph 8 pixel steps long, and its exports twice as slow.
+    """
+    return min({step.output.factor for step in plan.pixel_steps} - {1}, default=1)
+
+
+def pixel_grid(plan, period, row, col):
+    """`{factor: True, False or None}` at a pixel whose `row % period` and `col % period` are given:
+    on that factor's grid, off it, or decided in the graph (a `tf.cond`, `Plan._pixels_on_grid`)."""
+    grid = {}
+    for factor in {step.output.factor for step in plan.pixel_steps} - {1}:
+        if period % factor == 0:
+            grid[factor] = row % factor == 0 and col % factor == 0
+        elif factor % period == 0 and (row or col):  # off the period's grid, so off this coarser one too
+            grid[factor] = False
+        else:
+            grid[factor] = None
+    return grid
+
+
 def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes=False):
     """Like `naive_loop`, computing each layer at the new pixel only (`incremental.Plan`).
 
@@ -261,7 +288,8 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
         jit_compile: compile with XLA, which updates the caches in place.
         banded: write pixels into per-row bands of the caches (`Plan.open_bands`) rather
             than the whole caches: without XLA (and in TFLite) every write copies what it
-            writes into, a band instead of a cache. Default: `not jit_compile`.
+            writes into, a band instead of a cache; its column loops are unrolled by the
+            down-sampling grid (`grid_period`). Default: `not jit_compile`.
         frozen: read the weights now and build them into the graph as constants
             (`Plan.frozen_weights`), for an exported graph without XLA; the loop then
             ignores later changes of the model's weights.
@@ -277,42 +305,59 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
     image_key = (plan.image.key, None)
     banded = not jit_compile if banded is None else banded
     weights = plan.frozen_weights() if frozen else None
+    period = grid_period(plan)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         height, width, channels = known.shape[1:]
         batch = tf.shape(known)[0] if known.shape[0] is None else known.shape[0]
         start = plan.initial(batch, labels, weights)
+        # Whole periods of rows and columns: unrolled (`grid_period`), else a `tf.cond` per run and pixel.
+        static = banded and height % period == 0 and width % period == 0
+        rows_per_step = period if static else 1
         # All the Gumbel noise at once: one op before the loop, not two per sub-pixel inside it.
         gumbel = None if greedy else gumbel_noise(noise)
 
-        def row_body(row, caches):
-            values = Values(plan, dict(zip(keys, caches)), start.globals)
-            plan.rows(values, row)
-            opened = plan.open_bands(values, row, banded)
+        def pixel_step(pixel, row, col, grid):
+            """Draw pixel `(row, col)`: its sub-pixels into `pixel`'s image band, its layers into the other bands."""
+            params = plan.pixel(pixel, row, col, grid=grid)
+            for channel in range(channels):
+                if channel:  # only what reads the channel just drawn changes
+                    params = plan.pixel(pixel, row, col, plan.after_channel[channel - 1], grid)
+                previous = pixel.window(plan.image, row, 1, col, 1)[:, 0, 0]
+                value = _pick(distribution, params, channel, None, previous,
+                              known[:, row, col, channel], known_mask[:, row, col, channel],
+                              temperature, greedy, None if greedy else gumbel[:, row, col, channel])
+                pixel.write_channel(plan.image, row, col, channel, value)
+            plan.pixel(pixel, row, col, plan.after_channel[channels - 1], grid)
 
-            def col_body(col, bands):
+        def columns(row, opened, offset):
+            """The bands after the column loop of image row `row`, `row % period` = `offset` (None: not static)."""
+            unroll = period if offset == 0 else 1
+
+            def col_body(group, bands):
                 pixel = Values(plan, {**opened.caches, **dict(zip(plan.band_keys, bands))}, start.globals,
                                origins=opened.origins).with_batch_index(batch)
-                params = plan.pixel(pixel, row, col)
-                for channel in range(channels):
-                    if channel:  # only what reads the channel just drawn changes
-                        params = plan.pixel(pixel, row, col, plan.after_channel[channel - 1])
-                    previous = pixel.window(plan.image, row, 1, col, 1)[:, 0, 0]
-                    value = _pick(distribution, params, channel, None, previous,
-                                  known[:, row, col, channel], known_mask[:, row, col, channel],
-                                  temperature, greedy, None if greedy else gumbel[:, row, col, channel])
-                    pixel.write_channel(plan.image, row, col, channel, value)
-                plan.pixel(pixel, row, col, plan.after_channel[channels - 1])
-                return col + 1, [pixel.caches[key] for key in plan.band_keys]
+                for col_offset in range(unroll):
+                    grid = None if offset is None else pixel_grid(plan, period, offset, col_offset)
+                    pixel_step(pixel, row, group * unroll + col_offset, grid)
+                return group + 1, [pixel.caches[key] for key in plan.band_keys]
 
             bands = [opened.caches[key] for key in plan.band_keys]
-            bands = tf.while_loop(lambda col, _: col < width, col_body, (tf.constant(0), bands))[1]
-            plan.close_bands(values, Values(plan, dict(zip(plan.band_keys, bands)), start.globals,
-                                            origins=opened.origins), row)
-            return row + 1, [values.caches[key] for key in keys]
+            return tf.while_loop(lambda group, _: group < width // unroll, col_body, (tf.constant(0), bands))[1]
+
+        def row_body(group, caches):
+            values = Values(plan, dict(zip(keys, caches)), start.globals)
+            for offset in range(rows_per_step):
+                row = group * rows_per_step + offset
+                plan.rows(values, row)
+                opened = plan.open_bands(values, row, banded)
+                bands = columns(row, opened, offset if static else None)
+                plan.close_bands(values, Values(plan, dict(zip(plan.band_keys, bands)), start.globals,
+                                                origins=opened.origins), row)
+            return group + 1, [values.caches[key] for key in keys]
 
         caches = [start.caches[key] for key in keys]
-        caches = tf.while_loop(lambda row, _: row < height, row_body, (tf.constant(0), caches))[1]
+        caches = tf.while_loop(lambda group, _: group < height // rows_per_step, row_body, (tf.constant(0), caches))[1]
         return caches[keys.index(image_key)]
 
     # One trace per batch size: XLA needs static shapes to update the caches in place.
