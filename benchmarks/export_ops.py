@@ -37,13 +37,14 @@ _TRACE_LIMIT = 1 << 20
 
 
 def _executed_ops(path):
-    """`(counts, steps)`: a Counter of the op types that one `sample` request for one image runs through
-    the TF1 session loader, and the pixel steps they cover.
+    """`(counts, draws)`: a Counter of the op types that one `sample` request for one image runs through
+    the TF1 session loader, and the sub-pixels they draw.
 
     A trace keeps at most `_TRACE_LIMIT` ops, so a long request (PixelCNN++'s) is counted
-    over its first steps only. The steps are found from the two loops' LoopCond ops: the
-    column loop's runs once per pixel step plus once per row it finishes, the row loop's
-    once per row plus once at the end.
+    over its first steps only. The sub-pixels drawn are its TopKV2 ops (the Gumbel-max draw,
+    one per sub-pixel, `distributions/base.py`): counting the loops' LoopCond ops no longer
+    works once a sampler unrolls its loops (PixelCNN++'s has a column loop for even rows, two
+    pixels per step, and one for odd rows).
     """
     session, signature = session_signature(path, "sample")
     feed = {signature.inputs["seed"].name: np.zeros(1, np.int64)}
@@ -55,18 +56,13 @@ def _executed_ops(path):
     session.run(output, feed, options=tf.compat.v1.RunOptions(trace_level=tf.compat.v1.RunOptions.FULL_TRACE),
                 run_metadata=metadata)
     session.close()
-    counts, conds = collections.Counter(), collections.Counter()
+    counts = collections.Counter()
     for device in metadata.step_stats.dev_stats:
         for node in device.node_stats:
             # timeline_label: "name = OpType(inputs)"
             op = node.timeline_label.split(" = ")[-1].split("(")[0] if node.timeline_label else "?"
             counts[op] += 1
-            if op == "LoopCond":
-                conds[node.node_name] += 1
-    (_, column), (_, row) = conds.most_common(2)
-    # Rows started: row - 1 (whole run: every row and the final check; truncated: the rows started,
-    # the last of them unfinished). Each finished row adds one check to the column loop's count.
-    return counts, column - (row - 1)
+    return counts, counts["TopKV2"]
 
 
 def main():
@@ -79,8 +75,8 @@ def main():
     print("|---|---:|---:|---|")
     with tempfile.TemporaryDirectory() as directory:
         for model in export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters):
-            counts, pixels = _executed_ops(export_savedmodel(model, directory, model.name, 1))
-            steps = pixels * model.inputs[0].shape[-1]
+            counts, steps = _executed_ops(export_savedmodel(model, directory, model.name, 1))
+            pixels = steps // model.inputs[0].shape[-1]
             total = sum(counts.values())
             plumbing = sum(counts[op] for op in _PLUMBING)
             top = ", ".join(f"{op} {count / steps:.1f}" for op, count in counts.most_common(args.top))

@@ -1,5 +1,7 @@
 """Sampling and inpainting: the cached sampler against the naive one, for every architecture."""
 
+from types import SimpleNamespace
+
 import keras
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import tensorflow as tf
 
 import keras_pixelcnn as kp
 from helpers import peaked_model, tiny_model
-from keras_pixelcnn.sampling import incremental
+from keras_pixelcnn.sampling import incremental, sampler
 from keras_pixelcnn.sampling import cached_loop, complete, image_seeds, naive_loop, sample, sampling_noise
 
 CASES = [
@@ -40,7 +42,9 @@ def test_banded_caches_without_xla_draw_the_naive_images(architecture):
     """Without XLA, weights frozen (as exported), pixel writes go to per-row bands; same images as naive.
 
     8x12 colour, class-conditional, half the sub-pixels known: bands of every depth, each
-    channel's write, PixelCNN++'s down-sampled rows and their shared conds, and inpainting.
+    channel's write, PixelCNN++'s down-sampled rows and its loops unrolled by its factor-2 grid
+    (the factor-4 runs in conds), and inpainting. A peaked model: with near-uniform conditionals,
+    skipping the factor-2 runs at half their pixels still drew the naive images.
     """
     model = peaked_model(architecture, 3, size=(8, 12), seed=2)
     rng = np.random.default_rng(1)
@@ -50,6 +54,25 @@ def test_banded_caches_without_xla_draw_the_naive_images(architecture):
     banded = cached_loop(model, jit_compile=False, frozen=True)(*args).numpy()
     np.testing.assert_array_equal(banded, naive_loop(model)(*args).numpy())
     assert len(np.unique(banded[~mask.numpy()])) > 20  # drawn, not constant
+
+
+def _plan_of_factors(*factors):
+    """A stand-in for `incremental.Plan` with pixel steps of the given down-sampling factors."""
+    return SimpleNamespace(pixel_steps=[SimpleNamespace(output=SimpleNamespace(factor=f)) for f in factors])
+
+
+def test_the_banded_loops_know_each_factors_grid_where_they_can():
+    """PixelCNN++'s factors 2 and 4: a period of 2, factor 2 known at every offset, factor 4 off its grid
+    off factor 2's and left to a cond on it; a factor that is not a multiple of the period always a cond."""
+    plan = _plan_of_factors(1, 2, 4, 2, 1)
+    assert sampler._grid_period(plan) == 2
+    assert sampler._pixel_grid(plan, 2, 0, 0) == {2: True, 4: None}
+    for row, col in [(0, 1), (1, 0), (1, 1)]:
+        assert sampler._pixel_grid(plan, 2, row, col) == {2: False, 4: False}
+    plan = _plan_of_factors(2, 3)
+    assert sampler._pixel_grid(plan, 2, 0, 0) == {2: True, 3: None}
+    assert sampler._pixel_grid(plan, 2, 1, 0) == {2: False, 3: None}
+    assert sampler._grid_period(_plan_of_factors(1, 1)) == 1 and sampler._pixel_grid(_plan_of_factors(1), 1, 0, 0) == {}
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)

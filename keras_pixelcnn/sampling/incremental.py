@@ -367,7 +367,7 @@ class Plan:
         """Compute pixel-phase tensors (all, or `steps`) at image pixel `(image_row, image_col)`.
 
         `grid`: `{factor: whether its grid holds this pixel}` where known as the graph is built
-        (`sampler.pixel_grid`); a factor at None, or `grid` None, puts its runs in `tf.cond`s.
+        (`sampler._pixel_grid`); a factor at None, or `grid` None, puts its runs in `tf.cond`s.
 
         Returns:
             The model output at that pixel, `(B, P)`.

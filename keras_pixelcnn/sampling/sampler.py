@@ -253,12 +253,12 @@ def naive_loop(model):
     return tf.function(run, autograph=False, reduce_retracing=True)
 
 
-def grid_period(plan):
+def _grid_period(plan):
     """The smallest down-sampling factor of `plan` (1 for none): the period of a banded sampler's unrolled loops.
 
     A banded sampler runs that many image rows per step of its row loop and, in the rows of
     the grid, that many pixels per step of its column loop, so that it knows as the graph is
-    built where that factor's runs are computed (`pixel_grid`): a `tf.cond` per run and pixel
+    built where that factor's runs are computed (`_pixel_grid`): a `tf.cond` per run and pixel
     step passed every input of the run through a Switch in TensorFlow's executor, and was an IF
     op that returned its bands in TFLite. Unrolling by every factor (4 for PixelCNN++) made its
     graph 8 pixel steps long, and its exports twice as slow.
@@ -266,9 +266,19 @@ def grid_period(plan):
     return min({step.output.factor for step in plan.pixel_steps} - {1}, default=1)
 
 
-def pixel_grid(plan, period, row, col):
-    """`{factor: True, False or None}` at a pixel whose `row % period` and `col % period` are given:
-    on that factor's grid, off it, or decided in the graph (a `tf.cond`, `Plan._pixels_on_grid`)."""
+def _pixel_grid(plan, period, row, col):
+    """Where a pixel lies on the down-sampling grids, as far as the graph's build knows it.
+
+    Args:
+        plan: the `incremental.Plan`.
+        period: `_grid_period(plan)`.
+        row: the pixel's image row modulo `period`.
+        col: its column modulo `period`; not read when `row` is not 0.
+
+    Returns:
+        `{factor: True, False or None}` for every factor but 1: on its grid, off it, or decided
+        in the graph (a `tf.cond`, `Plan._pixels_on_grid`).
+    """
     grid = {}
     for factor in {step.output.factor for step in plan.pixel_steps} - {1}:
         if period % factor == 0:
@@ -288,8 +298,10 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
         jit_compile: compile with XLA, which updates the caches in place.
         banded: write pixels into per-row bands of the caches (`Plan.open_bands`) rather
             than the whole caches: without XLA (and in TFLite) every write copies what it
-            writes into, a band instead of a cache; its column loops are unrolled by the
-            down-sampling grid (`grid_period`). Default: `not jit_compile`.
+            writes into, a band instead of a cache. When the image's height and width are
+            multiples of the finest down-sampling factor, its row loop and the column loops of
+            that factor's grid rows run that many rows and pixels per step, unrolled
+            (`_grid_period`). Default: `not jit_compile`.
         frozen: read the weights now and build them into the graph as constants
             (`Plan.frozen_weights`), for an exported graph without XLA; the loop then
             ignores later changes of the model's weights.
@@ -305,13 +317,13 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
     image_key = (plan.image.key, None)
     banded = not jit_compile if banded is None else banded
     weights = plan.frozen_weights() if frozen else None
-    period = grid_period(plan)
+    period = _grid_period(plan)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         height, width, channels = known.shape[1:]
         batch = tf.shape(known)[0] if known.shape[0] is None else known.shape[0]
         start = plan.initial(batch, labels, weights)
-        # Whole periods of rows and columns: unrolled (`grid_period`), else a `tf.cond` per run and pixel.
+        # Whole periods of rows and columns: unrolled (`_grid_period`), else a `tf.cond` per run and pixel.
         static = banded and height % period == 0 and width % period == 0
         rows_per_step = period if static else 1
         # All the Gumbel noise at once: one op before the loop, not two per sub-pixel inside it.
@@ -338,7 +350,7 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
                 pixel = Values(plan, {**opened.caches, **dict(zip(plan.band_keys, bands))}, start.globals,
                                origins=opened.origins).with_batch_index(batch)
                 for col_offset in range(unroll):
-                    grid = None if offset is None else pixel_grid(plan, period, offset, col_offset)
+                    grid = None if offset is None else _pixel_grid(plan, period, offset, col_offset)
                     pixel_step(pixel, row, group * unroll + col_offset, grid)
                 return group + 1, [pixel.caches[key] for key in plan.band_keys]
 
