@@ -5,15 +5,19 @@ ai-edge-litert (google-ai-edge/LiteRT#6458), so conversion allows builtins
 only and fails, naming the ops, when a graph needs anything else.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
+import types
 
 import tensorflow as tf
 
 from keras_pixelcnn.export.savedmodel import write_archive
 from keras_pixelcnn.export.signatures import MAX_IMAGES_PER_REQUEST, ServingGraphs
 from keras_pixelcnn.data.images import atomic_path
+
+from tensorflow.core.framework import graph_debug_info_pb2 as _graph_debug_info_pb2
 
 try:  # TFLiteSavedModelConverterV2, a private module (see convert_saved_model)
     from tensorflow.lite.python import lite as _lite
@@ -81,7 +85,8 @@ def convert_saved_model(saved, signature_keys, direct=True):
     `tf.lite.TFLiteConverter.from_saved_model` loads the whole SavedModel in Python only to
     check the signature keys, then returns a `TFLiteSavedModelConverterV2`, which reads the
     directory itself; with `direct`, that converter is built at once (the load took ~10% of
-    an export; `tests/test_export.py` checks that both give the same bytes). Conversion
+    an export; `tests/test_export.py` checks that both give the same bytes), and its own
+    second load is skipped (`_no_debug_info_load`). Conversion
     metadata (TF version, options) is left out: the converter adds it in a pure-Python unpack
     and repack of the whole flatbuffer, another ~10%.
     """
@@ -92,8 +97,33 @@ def convert_saved_model(saved, signature_keys, direct=True):
             converter = converter_class(saved, {tf.saved_model.SERVING}, list(signature_keys))
         except TypeError:  # a private class: another TensorFlow may take other arguments (public path below)
             pass
+    built_directly = converter is not None
     if converter is None:
         converter = tf.lite.TFLiteConverter.from_saved_model(saved, signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.exclude_conversion_metadata = True
-    return converter.convert()
+    with _no_debug_info_load(saved, skip=built_directly):
+        return converter.convert()
+
+
+@contextlib.contextmanager
+def _no_debug_info_load(saved, skip):
+    """While converting, the private converter's `tf.saved_model.load` of `saved` returns its debug info only.
+
+    `TFLiteSavedModelConverterV2.convert` loads the whole SavedModel in Python (every function
+    rebuilt: ~20% of a TFLite export of the shipped model) and reads nothing of it but
+    `graph_debug_info`, the stack traces it gives MLIR for its error messages. A SavedModel
+    written without them (`write_archive` does not save them) loads an empty `GraphDebugInfo`,
+    which is what this gives; with a debug-info file (or a TensorFlow without that private
+    load), the converter loads as it would.
+    """
+    load = getattr(_lite, "_load", None)
+    debug_file = os.path.join(saved, "debug", "saved_model_debug_info.pb")
+    if not skip or load is None or os.path.exists(debug_file):
+        yield
+        return
+    _lite._load = lambda *args, **kwargs: types.SimpleNamespace(graph_debug_info=_graph_debug_info_pb2.GraphDebugInfo())
+    try:
+        yield
+    finally:
+        _lite._load = load

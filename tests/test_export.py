@@ -225,8 +225,8 @@ def test_tflite_refuses_a_graph_that_needs_select_tf_ops(tmp_path):
 
 def test_export_traces_the_loop_once_and_converts_directly(tmp_path, monkeypatch):
     """Export time: the sampling loop is traced once per export, not again in tf.saved_model.save's
-    save context, and the TFLite converter built without from_saved_model's load writes the
-    same bytes as the public one."""
+    save context, and the TFLite converter built without from_saved_model's load, and without its
+    own second load, writes the same bytes as the public one."""
     traces = []
     real_cached_loop = signatures.cached_loop
 
@@ -255,8 +255,18 @@ def test_export_traces_the_loop_once_and_converts_directly(tmp_path, monkeypatch
     write_archive(saved, graphs, TFLITE_SIGNATURES)
     assert len(traces) == 1 and len(forwards) == 1
     assert hasattr(tflite_module._lite, "TFLiteSavedModelConverterV2")  # else both calls take the public path
+    loads = []  # the converter's Python loads of the whole SavedModel (it reads only their debug info)
+    real_load = tflite_module._lite._load
+
+    def counting_load(*args, **kwargs):
+        loads.append(1)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(tflite_module._lite, "_load", counting_load)
     public = convert_saved_model(saved, TFLITE_SIGNATURES, direct=False)
+    assert len(loads) == 2  # from_saved_model's and the converter's own
     assert convert_saved_model(saved, TFLITE_SIGNATURES) == public
+    assert len(loads) == 2 and tflite_module._lite._load is counting_load  # none, and the load put back
 
     def other_arguments(*args):
         raise TypeError("another TensorFlow's private converter")

@@ -39,14 +39,9 @@ import tensorflow as tf
 import keras_pixelcnn.sampling.attention_rule  # noqa: F401  (registers the attention rule)
 import keras_pixelcnn.sampling.recurrent_rules  # noqa: F401  (registers the LSTM rules)
 from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
-from keras_pixelcnn.sampling.values import Values, update_slice
+from keras_pixelcnn.sampling.values import Values, coarse, index_vector, shifted, update_slice
 
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
-
-
-def _coarse(index, factor):
-    """`index // factor`, without an op when the factor is 1 (the sampling loop runs it per pixel)."""
-    return index if factor == 1 else index // factor
 
 
 def _runs(items, key):
@@ -245,12 +240,13 @@ class Plan:
         for key in self.band_keys + self.row_keys:
             t = self.by_key[key[0]]
             cache = values.caches[key]
-            row = _coarse(image_row, t.factor)
+            row = coarse(image_row, t.factor)
             # padded index of the band's first row: r - top, or r for a row-phase cache
             written = t.phase == "pixel" or t is self.image
-            origins[key], rows = (row, t.pad[0] + 1) if written else (row + t.pad[0], 1)
+            origins[key], rows = (row, t.pad[0] + 1) if written else (shifted(row, t.pad[0]), 1)
             batch = -1 if cache.shape[0] is None else cache.shape[0]
-            bands[key] = tf.slice(cache, tf.stack([0, origins[key], 0, 0]), [batch, rows, cache.shape[2], cache.shape[3]])
+            bands[key] = tf.slice(cache, index_vector([0, origins[key], 0, 0]),
+                                  index_vector([batch, rows, cache.shape[2], cache.shape[3]]))
             if t.whole and key[1] is None:  # rows above are final: read in place, never written in the loop
                 bands[(key[0], "whole")] = cache
         return Values(self, bands, values.globals, values.current, origins)
@@ -263,7 +259,7 @@ class Plan:
                 continue
             t = self.by_key[key[0]]
             row = bands.caches[key][:, t.pad[0]]  # (B, w + pad, K)
-            padded = _coarse(image_row, t.factor) + t.pad[0]
+            padded = shifted(coarse(image_row, t.factor), t.pad[0])
             if self.slice_writes:  # (B, w + pad, K) -> (B, 1, w + pad, K)
                 values.caches[key] = update_slice(values.caches[key], row[:, None], [0, padded, 0, 0])
                 continue
@@ -336,7 +332,7 @@ class Plan:
         PixelCNN++ at batch 16 on CPU).
         """
         factor = run[0].output.factor
-        row, col = _coarse(image_row, factor), _coarse(image_col, factor)
+        row, col = coarse(image_row, factor), coarse(image_col, factor)
         kept = [step for step in run if step.output.cached]  # the others are read inside the run only
         keys = [(step.output.key, None) for step in kept]
         on_grid = tf.logical_and(image_row % factor == 0, image_col % factor == 0)
@@ -377,7 +373,7 @@ class Plan:
             factor = run[0].output.factor
             on_grid = True if factor == 1 else None if grid is None else grid[factor]
             if on_grid is not None:  # known as the graph is built: computed here, or not
-                row, col = _coarse(image_row, factor), _coarse(image_col, factor)
+                row, col = coarse(image_row, factor), coarse(image_col, factor)
                 for step in run if on_grid else []:
                     values.write(step.output, row, col, step.rule.pixel(values, row, col))
                 continue

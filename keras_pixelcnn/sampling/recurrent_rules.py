@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, lstm_cell
 from keras_pixelcnn.sampling.rules import NotCacheable, _copy_shape, _read, _Rule, register_rule
+from keras_pixelcnn.sampling.values import shifted
 
 
 class _RowLSTM(_Rule):
@@ -37,11 +38,11 @@ class _RowLSTM(_Rule):
         layer = self.layer
         weights = values.weights(self)
         half = layer.kernel_size // 2
-        above = values.window(self.output, row - 1, 1, col - half, layer.kernel_size)
+        above = values.window(self.output, shifted(row, -1), 1, shifted(col, -half), layer.kernel_size)
         # (B, 1, k, F) -> (B, k * F) x (k * F, 4F) -> (B, 4F)
         state = tf.matmul(tf.reshape(above, (-1, weights["state"].shape[0])), weights["state"])
         gates = values.at(self.inputs[0], row, col) + state + weights["bias"]
-        cell_above = values.vector(self.output, row - 1, col, aux="cell")
+        cell_above = values.vector(self.output, shifted(row, -1), col, aux="cell")
         h, cell = lstm_cell(gates, cell_above)
         values.write(self.output, row, col, cell, aux="cell")
         return h
@@ -74,18 +75,18 @@ class _DiagonalLSTM(_Rule):
 
     def pixel(self, values, row, col):
         weights = values.weights(self)
-        up = values.vector(self.output, row - 1, col)
-        left = values.vector(self.output, row, col - 1)
+        up = values.vector(self.output, shifted(row, -1), col)
+        left = values.vector(self.output, row, shifted(col, -1))
         gates = (values.at(self.inputs[0], row, col) + tf.matmul(up, weights["up"])
                  + tf.matmul(left, weights["side"]) + weights["bias"])
-        h, cell = lstm_cell(gates, values.vector(self.output, row, col - 1, aux="cell"))
+        h, cell = lstm_cell(gates, values.vector(self.output, row, shifted(col, -1), aux="cell"))
         values.write(self.output, row, col, cell, aux="cell")
         return h
 
     def row(self, values, row):
         weights = values.weights(self)
         # (B, 1, W, F) @ (F, 4F) + (B, 1, W, 4F) -> (B, W, 4F): all but the in-row term
-        above = values.window(self.output, row - 1, 1, 0, self.output.width)[:, 0]
+        above = values.window(self.output, shifted(row, -1), 1, 0, self.output.width)[:, 0]
         gates = values.row(self.inputs[0], row)[:, 0] + tf.einsum("bwf,fg->bwg", above, weights["up"]) + weights["bias"]
         h = tf.zeros_like(above[:, 0])
         cell = tf.zeros_like(h)

@@ -14,6 +14,7 @@ from keras_pixelcnn.distributions import PixelDistribution
 from keras_pixelcnn.layers.gated import ConcatELU, GatedActivation
 from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.layers.shifts import ShiftDown, ShiftRight
+from keras_pixelcnn.sampling.values import coarse, shifted
 
 _POINTWISE = (
     keras.layers.Add, keras.layers.Multiply, keras.layers.Subtract, keras.layers.Concatenate,
@@ -223,7 +224,8 @@ class _Conv(_Rule):
         stride = self.layer.strides[0]
         kw = self.layer.kernel_size[1]
         rows = self.bottom - self.top + 1
-        window = values.window(self.inputs[0], stride * row + self.top, rows, stride * col - kw // 2, kw)
+        window = values.window(self.inputs[0], shifted(row, self.top, stride), rows,
+                               shifted(col, -(kw // 2), stride), kw)
         # (B, rows, kw, in) -> (B, rows * kw * in): the window as one input pixel of the flat kernel
         return _dense(self.layer, tf.reshape(window, (-1, window.shape[1] * window.shape[2] * window.shape[3])),
                       values.weights(self), "matrix")
@@ -233,7 +235,7 @@ class _Conv(_Rule):
         kw = self.layer.kernel_size[1]
         source = self.inputs[0]
         rows = self.bottom - self.top + 1
-        slab = values.window(source, stride * row + self.top, rows, -(kw // 2), source.width + 2 * (kw // 2))
+        slab = values.window(source, shifted(row, self.top, stride), rows, -(kw // 2), source.width + 2 * (kw // 2))
         # (B, rows, W + kw - 1, in) -> (B, 1, ceil(W / s), F)
         weights = values.weights(self)
         y = tf.nn.conv2d(slab, weights["kernel"], strides=(1, 1, stride, 1), padding="VALID")
@@ -251,7 +253,7 @@ class _ShiftDown(_Rule):
         _copy_shape(self.output, source, "row", ready)
 
     def row(self, values, row):
-        return values.window(self.inputs[0], row - 1, 1, 0, self.inputs[0].width)
+        return values.window(self.inputs[0], shifted(row, -1), 1, 0, self.inputs[0].width)
 
 
 class _ShiftRight(_Rule):
@@ -265,7 +267,7 @@ class _ShiftRight(_Rule):
         _copy_shape(self.output, source, phase, source.ready if phase == "row" else None)
 
     def pixel(self, values, row, col):
-        return values.vector(self.inputs[0], row, col - 1)
+        return values.vector(self.inputs[0], row, shifted(col, -1))
 
     def row(self, values, row):
         return values.window(self.inputs[0], row, 1, -1, self.inputs[0].width)
@@ -294,14 +296,14 @@ class _UpSample(_Rule):
 
     def pixel(self, values, row, col):
         weights = values.weights(self)
-        x = values.at(self.inputs[0], row // 2, col // 2)
+        x = values.at(self.inputs[0], coarse(row, 2), coarse(col, 2))
         # kernel (2, 2, F, in): tap (row % 2, col % 2)
         kernel = tf.gather_nd(weights["kernel"], tf.stack([row % 2, col % 2])[None])[0]
         return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)
 
     def row(self, values, row):
         weights = values.weights(self)
-        x = values.row(self.inputs[0], row // 2)[:, 0]
+        x = values.row(self.inputs[0], coarse(row, 2))[:, 0]
         kernel = tf.gather(weights["kernel"], row % 2)
         # (B, W, in) x (2, F, in) -> (B, W, 2, F) -> (B, 1, 2W, F)
         y = tf.einsum("bwi,qfi->bwqf", x, kernel)

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of, gumbel_noise
 from keras_pixelcnn.sampling.incremental import Plan, Values
+from keras_pixelcnn.sampling.values import index_memo, shifted, subpixel
 from keras_pixelcnn.likelihood import check_batch_size, check_images, label_array, model_inputs
 from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
@@ -320,6 +321,10 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
     period = _grid_period(plan)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
+        with index_memo():
+            return loops(noise, known, known_mask, labels, temperature, greedy)
+
+    def loops(noise, known, known_mask, labels, temperature, greedy):
         height, width, channels = known.shape[1:]
         batch = tf.shape(known)[0] if known.shape[0] is None else known.shape[0]
         start = plan.initial(batch, labels, weights)
@@ -337,8 +342,8 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
                     params = plan.pixel(pixel, row, col, plan.after_channel[channel - 1], grid)
                 previous = pixel.window(plan.image, row, 1, col, 1)[:, 0, 0]
                 value = _pick(distribution, params, channel, None, previous,
-                              known[:, row, col, channel], known_mask[:, row, col, channel],
-                              temperature, greedy, None if greedy else gumbel[:, row, col, channel])
+                              subpixel(known, row, col, channel), subpixel(known_mask, row, col, channel),
+                              temperature, greedy, None if greedy else subpixel(gumbel, row, col, channel))
                 pixel.write_channel(plan.image, row, col, channel, value)
             plan.pixel(pixel, row, col, plan.after_channel[channels - 1], grid)
 
@@ -351,8 +356,8 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
                                origins=opened.origins).with_batch_index(batch)
                 for col_offset in range(unroll):
                     grid = None if offset is None else _pixel_grid(plan, period, offset, col_offset)
-                    pixel_step(pixel, row, group * unroll + col_offset, grid)
-                return group + 1, [pixel.caches[key] for key in plan.band_keys]
+                    pixel_step(pixel, row, shifted(group, col_offset, unroll), grid)
+                return shifted(group, 1), [pixel.caches[key] for key in plan.band_keys]
 
             bands = [opened.caches[key] for key in plan.band_keys]
             return tf.while_loop(lambda group, _: group < width // unroll, col_body, (tf.constant(0), bands))[1]
@@ -360,13 +365,13 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
         def row_body(group, caches):
             values = Values(plan, dict(zip(keys, caches)), start.globals)
             for offset in range(rows_per_step):
-                row = group * rows_per_step + offset
+                row = shifted(group, offset, rows_per_step)
                 plan.rows(values, row)
                 opened = plan.open_bands(values, row, banded)
                 bands = columns(row, opened, offset if static else None)
                 plan.close_bands(values, Values(plan, dict(zip(plan.band_keys, bands)), start.globals,
                                                 origins=opened.origins), row)
-            return group + 1, [values.caches[key] for key in keys]
+            return shifted(group, 1), [values.caches[key] for key in keys]
 
         caches = [start.caches[key] for key in keys]
         caches = tf.while_loop(lambda group, _: group < height // rows_per_step, row_body, (tf.constant(0), caches))[1]
