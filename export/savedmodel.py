@@ -21,11 +21,15 @@ SAVEDMODEL_SIGNATURES = ("serving_default", "sample", "sample_with_temperature",
 def write_archive(path, graphs, names):
     """Write an ExportArchive of `graphs`' endpoints `names` to `path` (a new directory).
 
-    The archive saves the variables its endpoints read (ExportArchive lists them). The model is
-    not tracked as well: that walked every layer's objects into the SavedModel (2-3 s of the
-    shipped model's export) and added nothing a signature reads.
+    The archive saves the variables its endpoints read (ExportArchive lists them), and the loaded
+    object lists the model's weights as `variables`, `trainable_variables` and
+    `non_trainable_variables`, as `ExportArchive.track(model)` would list them; the model itself
+    is not tracked: that walked every layer's objects into the SavedModel (2-3 s of the shipped
+    model's export) and added nothing a signature reads.
     """
     archive = keras.export.ExportArchive()
+    for collection in ("variables", "trainable_variables", "non_trainable_variables"):
+        archive.add_variable_collection(collection, list(getattr(graphs.model, collection)))
     endpoints = graphs.endpoints(tuple(n for n in dict.fromkeys(names) if n != "serving_default"))
     for name in names:
         fn, specs = endpoints["sample" if name == "serving_default" else name]

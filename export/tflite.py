@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import types
 
 import tensorflow as tf
@@ -25,6 +26,7 @@ except ImportError:
     _lite = None
 
 TFLITE_SIGNATURES = ("sample", "log_prob")
+_LOAD_PATCH = threading.Lock()
 
 
 class TFLiteConversionError(ValueError):
@@ -115,15 +117,19 @@ def _no_debug_info_load(saved, skip):
     `graph_debug_info`, the stack traces it gives MLIR for its error messages. A SavedModel
     written without them (`write_archive` does not save them) loads an empty `GraphDebugInfo`,
     which is what this gives; with a debug-info file (or a TensorFlow without that private
-    load), the converter loads as it would.
+    load), the converter loads as it would. The patch is a module attribute of TensorFlow's, so
+    conversions that skip the load run one at a time (`_LOAD_PATCH`), and another thread's
+    converter may meet the stub meanwhile: export from one thread.
     """
-    load = getattr(_lite, "_load", None)
-    debug_file = os.path.join(saved, "debug", "saved_model_debug_info.pb")
-    if not skip or load is None or os.path.exists(debug_file):
+    debug_file = os.path.join(saved, tf.saved_model.DEBUG_DIRECTORY, tf.saved_model.DEBUG_INFO_FILENAME_PB)
+    if not skip or getattr(_lite, "_load", None) is None or tf.io.gfile.exists(debug_file):
         yield
         return
-    _lite._load = lambda *args, **kwargs: types.SimpleNamespace(graph_debug_info=_graph_debug_info_pb2.GraphDebugInfo())
-    try:
-        yield
-    finally:
-        _lite._load = load
+    with _LOAD_PATCH:  # a module attribute: one conversion patches it at a time
+        load = _lite._load
+        _lite._load = lambda *args, **kwargs: types.SimpleNamespace(
+            graph_debug_info=_graph_debug_info_pb2.GraphDebugInfo())
+        try:
+            yield
+        finally:
+            _lite._load = load

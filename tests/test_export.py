@@ -141,6 +141,14 @@ def test_savedmodel_layout_and_refusals(exported, tmp_path):
     # No temporary directory left behind; .lock is the export lock's file (TF Serving loads numbers only).
     assert sorted(os.listdir(os.path.join(base, name))) == [".lock", "1"]
     assert os.path.exists(os.path.join(model_dir, "saved_model.pb"))
+    # The loaded object lists the model's weights, as `ExportArchive.track(model)` listed them.
+    loaded = tf.saved_model.load(model_dir)
+    for collection in ("variables", "trainable_variables", "non_trainable_variables"):
+        weights = getattr(model, collection)
+        assert len(getattr(loaded, collection)) == len(weights), collection
+        for saved, weight in zip(getattr(loaded, collection), weights):
+            np.testing.assert_array_equal(saved.numpy(), keras.ops.convert_to_numpy(weight))
+    assert len(loaded.variables) > 0
     with pytest.raises(ValueError, match="already exists"):
         export_savedmodel(model, base, name, 1)
     with pytest.raises(ValueError, match="positive integer version"):
