@@ -13,12 +13,11 @@ import threading
 import types
 
 import tensorflow as tf
+from tensorflow.core.framework import graph_debug_info_pb2 as _graph_debug_info_pb2
 
 from keras_pixelcnn.export.savedmodel import write_archive
 from keras_pixelcnn.export.signatures import MAX_IMAGES_PER_REQUEST, ServingGraphs
 from keras_pixelcnn.data.images import atomic_path
-
-from tensorflow.core.framework import graph_debug_info_pb2 as _graph_debug_info_pb2
 
 try:  # TFLiteSavedModelConverterV2, a private module (see convert_saved_model)
     from tensorflow.lite.python import lite as _lite

@@ -100,8 +100,9 @@ def test_a_traced_sampling_loop_makes_each_index_once(architecture):
     shape = tuple(model.inputs[0].shape[1:])
     specs = [tf.TensorSpec((2,) + shape + (NOISE_SIZE,), tf.float32), tf.TensorSpec((2,) + shape, tf.int32),
              tf.TensorSpec((2,) + shape, tf.bool), tf.TensorSpec((2,), tf.int32), tf.TensorSpec((), tf.float32)]
-    for slice_writes in (True, False):  # TFLite's graph, the SavedModel's
-        loop = cached_loop(model, jit_compile=False, frozen=True, slice_writes=slice_writes)
+    loops = [cached_loop(model, jit_compile=False, frozen=True, slice_writes=slice_writes)
+             for slice_writes in (True, False)]  # TFLite's graph, the SavedModel's
+    for loop in loops + [cached_loop(model)]:  # and the in-process XLA sampler's (traced, not compiled)
         assert _repeated_index_ops(loop.get_concrete_function(*specs).graph.as_graph_def()) == 0
 
 

@@ -228,7 +228,7 @@ class Values:
             return
         batch = tf.shape(value)[0]
         # indices (B, 4) of [b, y, x, channel]
-        position = tf.stack([row + top, col + left, channel])
+        position = index_vector([shifted(row, top), shifted(col, left), channel])
         indices = tf.concat([tf.range(batch)[:, None], tf.tile(position[None], (batch, 1))], axis=1)
         self.caches[key] = tf.tensor_scatter_nd_update(self.caches[key], indices, value)
 
