@@ -2,6 +2,7 @@
 
     python benchmarks/export_sampling.py [--architectures pixelcnn,row_lstm] [--batch-sizes 1,16]
         [--tflite-batch-sizes 1] [--pretrained fashion_mnist] [--pixelcnn-pp-filters 32] [--tflite-scatter]
+        [--savedmodel-scatter]
 
 For every architecture (fresh weights, default hyperparameters, or a shipped
 model) it exports the default SavedModel (no XLA, as TF Serving runs it) and
@@ -13,7 +14,10 @@ once to load and compile, then timed as the best of `--repeats` calls, taken in
 turns with the other samplers of its signature and batch size (so that a change in
 the machine's speed during the run moves them alike). With `--tflite-scatter`, a
 second TFLite file whose sampler writes its caches with scatters (as before
-DYNAMIC_UPDATE_SLICE) is timed beside the exported one. Every graph must draw
+DYNAMIC_UPDATE_SLICE) is timed beside the exported one; with `--savedmodel-scatter`,
+a SavedModel whose sampler writes with scatters (`tensor_scatter_nd_update`, which
+copies the band or cache it writes into, as before TensorStridedSliceUpdate writes)
+beside the default one, through the TF1 session loader. Every graph must draw
 the Keras images (image b from seed pair (b, 0), as `kp.sample(model, 1, seed=b)`;
 `complete` keeps the top half of test-like images and fills the bottom), or the
 script stops.
@@ -30,7 +34,7 @@ import tensorflow as tf
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.export import TFLITE_SIGNATURES, export_savedmodel, export_tflite
-from keras_pixelcnn.export.savedmodel import write_archive
+from keras_pixelcnn.export.savedmodel import SAVEDMODEL_SIGNATURES, write_archive
 from keras_pixelcnn.export.signatures import ServingGraphs
 from keras_pixelcnn.export.tflite import convert_saved_model
 from keras_pixelcnn.models.registry import ARCHITECTURES
@@ -41,11 +45,17 @@ from fresh_models import PIXELCNN_PP_FILTERS_HELP, best_in_turns, export_models,
 
 def _scatter_tflite(model, path, batch):
     """A .tflite file like `export_tflite`'s but whose sampler writes its caches with scatters."""
-    graphs = ServingGraphs(model, checks=False, batch_size=batch)  # tflite=False: tensor_scatter_nd_update
+    graphs = ServingGraphs(model, checks=False, batch_size=batch, writes="scatter")  # tensor_scatter_nd_update
     saved = path + ".savedmodel"
     write_archive(saved, graphs, TFLITE_SIGNATURES)
     with open(path, "wb") as handle:
         handle.write(convert_saved_model(saved, TFLITE_SIGNATURES))
+
+
+def _scatter_savedmodel(model, path):
+    """A SavedModel like `export_savedmodel`'s but whose sampler writes its caches with scatters."""
+    write_archive(path, ServingGraphs(model, checks=True, writes="scatter"), SAVEDMODEL_SIGNATURES)
+    return path
 
 
 def _session_runner(path, name):
@@ -69,10 +79,12 @@ def _requests(shape, batch):
     return seeds, images, mask
 
 
-def _benchmark(model, batches, tflite_batches, repeats, directory, tflite_scatter=False):
+def _benchmark(model, batches, tflite_batches, repeats, directory, tflite_scatter=False, savedmodel_scatter=False):
     """Rows `(signature, batch, sampler, seconds, seconds / in-process)` for one model."""
     shape = tuple(model.inputs[0].shape[1:])
     path = export_savedmodel(model, directory, model.name, 1)
+    scatter_path = _scatter_savedmodel(model, os.path.join(directory, model.name + "_scatter")) if savedmodel_scatter \
+        else None
     loaded = tf.saved_model.load(path)
     rows = []
     for batch in batches:
@@ -97,6 +109,9 @@ def _benchmark(model, batches, tflite_batches, repeats, directory, tflite_scatte
                     **{k: tf.constant(v) for k, v in inputs[name].items()})["images"].numpy(),
                 "SavedModel, TF1 session loader": lambda: session(**inputs[name]),
             }
+            if scatter_path:
+                scattered = _session_runner(scatter_path, name)
+                samplers["SavedModel, scatter writes, TF1 session loader"] = lambda: scattered(**inputs[name])
             if name == "sample" and batch in tflite_batches:
                 from ai_edge_litert.interpreter import Interpreter
 
@@ -128,6 +143,8 @@ def main():
     parser.add_argument("--pixelcnn-pp-filters", type=int, default=None, help=PIXELCNN_PP_FILTERS_HELP)
     parser.add_argument("--tflite-scatter", action="store_true",
                         help="also time a TFLite sampler that writes with scatters (before DYNAMIC_UPDATE_SLICE)")
+    parser.add_argument("--savedmodel-scatter", action="store_true",
+                        help="also time a SavedModel whose sampler writes with scatters (before strided writes)")
     args = parser.parse_args()
     batches = [int(b) for b in args.batch_sizes.split(",")]
     tflite_batches = [int(b) for b in args.tflite_batch_sizes.split(",") if b]
@@ -142,7 +159,8 @@ def main():
             models = export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters)
         for model in models:
             for name, batch, label, seconds, ratio in _benchmark(model, batches, tflite_batches, args.repeats,
-                                                                 directory, args.tflite_scatter):
+                                                                 directory, args.tflite_scatter,
+                                                                 args.savedmodel_scatter):
                 print(f"| {model.name} | `{name}` | {batch} | {label} | {seconds:.3f} | {ratio:.2f}x |", flush=True)
 
 

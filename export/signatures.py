@@ -43,13 +43,16 @@ class ServingGraphs:
         tflite: build the graphs for the TFLite converter: the sampler writes its caches
             with DynamicUpdateSlice ops (TFLite's builtin DYNAMIC_UPDATE_SLICE), which
             TensorFlow itself runs only under XLA.
+        writes: how the sampler writes its caches (`keras_pixelcnn.sampling.incremental.Plan`):
+            by default "slice" for TFLite, else `cached_loop`'s default ("strided" without XLA,
+            which TensorFlow's executor runs in place; "scatter" with XLA).
 
     Raises:
         keras_pixelcnn.sampling.incremental.NotCacheable: for a model the cached sampler cannot run.
     """
 
     def __init__(self, model, checks=True, jit_compile=False, batch_size=None, max_batch=DEFAULT_MAX_BATCH,
-                 tflite=False):
+                 tflite=False, writes=None):
         # Graphs compute in float32 whatever the training policy (models.inference).
         self.model = model = inference_model(model)
         self.checks = checks
@@ -58,7 +61,8 @@ class ServingGraphs:
         self.shape = tuple(model.inputs[0].shape[1:])  # (H, W, C)
         self.num_classes = model_num_classes(model)
         self.distribution = distribution_of(model)
-        loop = cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile, slice_writes=tflite)
+        writes = writes or ("slice" if tflite else None)
+        loop = cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile, writes=writes)
         self._loop = self._shared_loop(loop.python_function, jit_compile)
         self._forward = self._shared_log_prob()
 

@@ -258,7 +258,7 @@ def test_export_traces_the_loop_once_and_converts_directly(tmp_path, monkeypatch
         return distribution
 
     monkeypatch.setattr(signatures, "distribution_of", counting_distribution_of)
-    graphs = signatures.ServingGraphs(tiny_model("pixelcnn", 1, size=4), checks=False, batch_size=1)
+    graphs = signatures.ServingGraphs(tiny_model("pixelcnn", 1, size=4), checks=False, batch_size=1, tflite=True)
     saved = str(tmp_path / "savedmodel")
     write_archive(saved, graphs, TFLITE_SIGNATURES)
     assert len(traces) == 1 and len(forwards) == 1

@@ -92,18 +92,67 @@ def _repeated_index_ops(graph_def):
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
-def test_a_traced_sampling_loop_makes_each_index_once(architecture):
+def test_a_traced_sampling_loop_makes_each_index_once_and_writes_as_asked(architecture):
     """An exported loop's windows, writes and sub-pixel reads share their index arithmetic
     (`values.index_memo`): made per layer, it was 40% of the shipped PixelCNN++'s exported loop, and
-    an export's tracing, saving and conversion take time per node. Colour, conditional."""
+    an export's tracing, saving and conversion take time per node. And its cache writes are all of one
+    kind: TFLite's DynamicUpdateSlices, the executor's in-place strided updates without XLA, XLA's
+    scatters. Colour, conditional."""
     model = tiny_model(architecture, 3, 3)
     shape = tuple(model.inputs[0].shape[1:])
     specs = [tf.TensorSpec((2,) + shape + (NOISE_SIZE,), tf.float32), tf.TensorSpec((2,) + shape, tf.int32),
              tf.TensorSpec((2,) + shape, tf.bool), tf.TensorSpec((2,), tf.int32), tf.TensorSpec((), tf.float32)]
-    loops = [cached_loop(model, jit_compile=False, frozen=True, slice_writes=slice_writes)
-             for slice_writes in (True, False)]  # TFLite's graph, the SavedModel's
-    for loop in loops + [cached_loop(model)]:  # and the in-process XLA sampler's (traced, not compiled)
-        assert _repeated_index_ops(loop.get_concrete_function(*specs).graph.as_graph_def()) == 0
+    write_ops = {"slice": "XlaDynamicUpdateSlice", "strided": "TensorStridedSliceUpdate",
+                 "scatter": "TensorScatterUpdate"}
+    cases = [("slice", False, "slice"), (None, False, "strided"), ("scatter", False, "scatter"), (None, True, "scatter")]
+    for writes, jit_compile, wanted in cases:
+        # TFLite's graph, the SavedModel's (the default without XLA), one with scatters, the in-process XLA
+        # sampler's (traced, not compiled; scatters by default, which XLA updates in place)
+        loop = cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile, writes=writes)
+        graph_def = loop.get_concrete_function(*specs).graph.as_graph_def()
+        assert _repeated_index_ops(graph_def) == 0
+        # every cache write is of the kind asked for
+        ops = {n.op for nodes in [graph_def.node] + [f.node_def for f in graph_def.library.function] for n in nodes}
+        wanted = write_ops[wanted]
+        assert wanted in ops and not (set(write_ops.values()) - {wanted}) & ops, (writes, ops & set(write_ops.values()))
+
+
+@pytest.mark.parametrize("block", [False, True])
+def test_a_strided_cache_write_is_the_numpy_assignment_and_leaves_its_input_alone(block):
+    """`values.strided_update`, the SavedModel sampler's cache write (run in place by TensorFlow's executor when
+    it may), against numpy, at every position of a small cache, for a free batch size. Its input is still
+    read after the write: an op that wrote into the buffer regardless (`InplaceUpdate`) would change
+    what that read sees, and the untouched input the caller still holds."""
+    from keras_pixelcnn.sampling.values import strided_update
+
+    rng = np.random.default_rng(0)
+    cache = rng.standard_normal((2, 4, 5, 3)).astype(np.float32)
+    update = rng.standard_normal((2, 2, 3, 3) if block else (2, 3)).astype(np.float32)
+    spec = [tf.TensorSpec((None, 4, 5, 3)), tf.TensorSpec((None,) + update.shape[1:]), tf.TensorSpec((), tf.int32),
+            tf.TensorSpec((), tf.int32)]
+
+    @tf.function(input_signature=spec, autograph=False)
+    def write(cache, update, row, col):
+        before = cache * 1.0  # a fresh buffer the write may take over
+        written = strided_update(before, update, [row, col, 0] if block else [row, col])
+        with tf.control_dependencies([written]):
+            return written, tf.identity(before)  # `before` read after the write: still the old values
+
+    for row in range(4 - (1 if block else 0)):
+        for col in range(5 - (2 if block else 0)):
+            got, before = (t.numpy() for t in write(cache, update, row, col))
+            want = cache.copy()
+            if block:
+                want[:, row:row + 2, col:col + 3] = update
+            else:
+                want[:, row, col] = update
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(before, cache)
+    point = tf.function(lambda c, v, r, k, ch: strided_update(c, v, [r, k, ch]), autograph=False)
+    got = point(cache, update[:, 0] if not block else update[:, 0, 0, 0], 1, 2, 2).numpy()  # one channel (B,)
+    want = cache.copy()
+    want[:, 1, 2, 2] = update[:, 0] if not block else update[:, 0, 0, 0]
+    np.testing.assert_array_equal(got, want)
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)

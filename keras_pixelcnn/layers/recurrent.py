@@ -40,7 +40,7 @@ def lstm_cell(gates, c_prev):
     Returns:
         `(h, c)`, each `(..., F)`.
     """
-    return _cell(_gate_major(gates), c_prev)
+    return gate_major_cell(_gate_major(gates), c_prev)
 
 
 def _gate_major(x):
@@ -57,7 +57,13 @@ def _gate_major(x):
     return ops.reshape(x, lead + (4 * units,))
 
 
-def _cell(z, c_prev):
+def gate_major_order(units):
+    """The channel order `_gate_major` makes: gate-major channel `g*F + k` is interleaved channel `4k + g`
+    (for a gather: one op where `_gate_major`'s reshape, transpose and reshape are three)."""
+    return (4 * np.arange(units)[None] + np.arange(4)[:, None]).reshape(-1)
+
+
+def gate_major_cell(z, c_prev):
     """`lstm_cell` on gate-major pre-activations `[i | f | o | g]` (fewer ops in a loop)."""
     units = c_prev.shape[-1]
     # (..., 4F) -> (..., 3F) -> three (..., F): sigmoid of i, f and o at once
@@ -229,7 +235,7 @@ class RowLSTM(_PixelLSTM):
             # (B, W, F) -> (B, W + 2p, F) -> (B, W, k*F): tap i of column j is h_prev[j + i - p]
             padded = ops.pad(h_prev, ((0, 0), (pad, pad), (0, 0)))
             taps = ops.concatenate([padded[:, i:i + width] for i in range(k)], axis=-1)
-            return _cell(row_gates + ops.einsum("bwk,kg->bwg", taps, kernel), c_prev)
+            return gate_major_cell(row_gates + ops.einsum("bwk,kg->bwg", taps, kernel), c_prev)
 
         # (B, H, W, 4F) -> (B, H, W, F), one row per step
         return _recur(step, _gate_major(inputs + self.bias), units, self.dtype_policy)
@@ -344,7 +350,7 @@ class DiagonalLSTM(_PixelLSTM):
             above = ops.pad(h_prev, ((0, 0), (1, 0), (0, 0)))[:, :-1]
             # (B, H, 2F) -> (B, H, 4F): the 2x1 column conv as one matmul
             state = ops.einsum("brk,kg->brg", ops.concatenate([above, h_prev], axis=-1), kernel)
-            h, c = _cell(column_gates + state, c_prev)
+            h, c = gate_major_cell(column_gates + state, c_prev)
             # zero state off the image, so pixel (r, 0) reads zeros at (r, -1)
             return h * inside, c * inside
 

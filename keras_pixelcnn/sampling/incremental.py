@@ -39,7 +39,7 @@ import tensorflow as tf
 import keras_pixelcnn.sampling.attention_rule  # noqa: F401  (registers the attention rule)
 import keras_pixelcnn.sampling.recurrent_rules  # noqa: F401  (registers the LSTM rules)
 from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
-from keras_pixelcnn.sampling.values import Values, coarse, index_vector, shifted, update_slice
+from keras_pixelcnn.sampling.values import Values, coarse, index_vector, shifted, strided_update, update_slice
 
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
 
@@ -96,6 +96,9 @@ class _Step:
     output: _Tensor
 
 
+WRITES = ("scatter", "slice", "strided")
+
+
 class Plan:
     """The incremental schedule of a functional keras_pixelcnn model.
 
@@ -103,16 +106,22 @@ class Plan:
         model: a functional model whose first input is the images `(B, H, W, C)`
             (and second, when conditional, the labels) and whose output is the
             per-pixel distribution parameters.
-        slice_writes: write the caches with DynamicUpdateSlice ops (`values.update_slice`), for TFLite.
+        writes: how a cache write is made (`WRITES`): "scatter" (`tensor_scatter_nd_update`,
+            which XLA updates in place), "slice" (DynamicUpdateSlice, `values.update_slice`: TFLite's
+            builtin DYNAMIC_UPDATE_SLICE; TensorFlow runs it only under XLA) or "strided"
+            (TensorStridedSliceUpdate, `values.strided_update`: TensorFlow's executor runs it in
+            place, for a graph run without XLA).
 
     Raises:
         NotCacheable: for an unknown layer or a wiring that would read a value
             before it is final (a non-causal model).
     """
 
-    def __init__(self, model, slice_writes=False):
+    def __init__(self, model, writes="scatter"):
+        if writes not in WRITES:
+            raise ValueError(f"writes must be one of {WRITES}, not {writes!r}")
         self.model = model
-        self.slice_writes = slice_writes
+        self.slice_writes, self.strided_writes = writes == "slice", writes == "strided"
         image_input = model.inputs[0]
         height, width, channels = image_input.shape[1:]
         self.shape = (height, width, channels)
@@ -262,6 +271,9 @@ class Plan:
             padded = shifted(coarse(image_row, t.factor), t.pad[0])
             if self.slice_writes:  # (B, w + pad, K) -> (B, 1, w + pad, K)
                 values.caches[key] = update_slice(values.caches[key], row[:, None], [0, padded, 0, 0])
+                continue
+            if self.strided_writes:
+                values.caches[key] = strided_update(values.caches[key], row[:, None], [padded, 0, 0])
                 continue
             batch = tf.shape(row)[0]  # indices (B, 2) of [b, padded row]
             indices = tf.stack([tf.range(batch), tf.fill([batch], padded)], axis=1)

@@ -6,9 +6,16 @@ Registered with `rules.register_rule` on import (`incremental` imports this modu
 import numpy as np
 import tensorflow as tf
 
-from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, lstm_cell
+from keras_pixelcnn.layers.recurrent import DiagonalLSTM, RowLSTM, gate_major_cell, gate_major_order
 from keras_pixelcnn.sampling.rules import NotCacheable, _copy_shape, _read, _Rule, register_rule
 from keras_pixelcnn.sampling.values import shifted
+
+
+def _lstm_cell(gates, c_prev):
+    """`layers.recurrent.lstm_cell`, the interleaved gates made gate-major by one gather: its reshape,
+    transpose and reshape were three ops of a sampler's step, and oneDNN's transpose of a pixel's
+    few hundred gates took about as long as the step's matmuls in an exported Row LSTM."""
+    return gate_major_cell(tf.gather(gates, gate_major_order(gates.shape[-1] // 4), axis=-1), c_prev)
 
 
 class _RowLSTM(_Rule):
@@ -43,7 +50,7 @@ class _RowLSTM(_Rule):
         state = tf.matmul(tf.reshape(above, (-1, weights["state"].shape[0])), weights["state"])
         gates = values.at(self.inputs[0], row, col) + state + weights["bias"]
         cell_above = values.vector(self.output, shifted(row, -1), col, aux="cell")
-        h, cell = lstm_cell(gates, cell_above)
+        h, cell = _lstm_cell(gates, cell_above)
         values.write(self.output, row, col, cell, aux="cell")
         return h
 
@@ -79,7 +86,7 @@ class _DiagonalLSTM(_Rule):
         left = values.vector(self.output, row, shifted(col, -1))
         gates = (values.at(self.inputs[0], row, col) + tf.matmul(up, weights["up"])
                  + tf.matmul(left, weights["side"]) + weights["bias"])
-        h, cell = lstm_cell(gates, values.vector(self.output, row, shifted(col, -1), aux="cell"))
+        h, cell = _lstm_cell(gates, values.vector(self.output, row, shifted(col, -1), aux="cell"))
         values.write(self.output, row, col, cell, aux="cell")
         return h
 
@@ -92,7 +99,7 @@ class _DiagonalLSTM(_Rule):
         cell = tf.zeros_like(h)
         outputs = []
         for col in reversed(range(self.output.width)):  # right to left: (r, j) reads (r, j + 1)
-            h, cell = lstm_cell(gates[:, col] + tf.matmul(h, weights["side"]), cell)
+            h, cell = _lstm_cell(gates[:, col] + tf.matmul(h, weights["side"]), cell)
             outputs.append(h)
         # W x (B, F) -> (B, 1, W, F), left to right
         return tf.stack(outputs[::-1], axis=1)[:, None]

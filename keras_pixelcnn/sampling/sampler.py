@@ -291,7 +291,7 @@ def _pixel_grid(plan, period, row, col):
     return grid
 
 
-def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes=False):
+def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None):
     """Like `naive_loop`, computing each layer at the new pixel only (`incremental.Plan`).
 
     Args:
@@ -306,14 +306,15 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, slice_writes
         frozen: read the weights now and build them into the graph as constants
             (`Plan.frozen_weights`), for an exported graph without XLA; the loop then
             ignores later changes of the model's weights.
-        slice_writes: write the caches with DynamicUpdateSlice ops (`Plan`), for a graph
-            converted to TFLite; TensorFlow runs such a graph only with XLA.
+        writes: how the caches are written (`Plan`): "slice" for a graph converted to TFLite
+            (TensorFlow runs it only with XLA). Default: "scatter" with XLA, which updates them
+            in place, "strided" without (TensorFlow's executor runs those in place).
 
     Raises:
         incremental.NotCacheable: for a model the planner cannot run.
     """
     distribution = distribution_of(model)
-    plan = Plan(model, slice_writes=slice_writes)
+    plan = Plan(model, writes=writes or ("scatter" if jit_compile else "strided"))
     keys = plan.cache_keys()
     image_key = (plan.image.key, None)
     banded = not jit_compile if banded is None else banded

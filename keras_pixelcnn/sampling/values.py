@@ -24,6 +24,33 @@ def update_slice(tensor, update, start):
     return gen_xla_ops.xla_dynamic_update_slice(tensor, update, index_vector(start))
 
 
+def strided_update(tensor, update, start):
+    """`tensor` with `update` written at `start` (indices of the axes after the batch) in every image.
+
+    A TensorStridedSliceUpdate, which TensorFlow's executor runs in place when nothing else
+    holds the tensor's buffer (it forwards its input), and copies otherwise. A
+    `tensor_scatter_nd_update` always copies the tensor: its kernel forwards the updates'
+    buffer, never the tensor's. So a pixel write costs a pixel, not its band, and a row
+    written back costs a row, not the cache.
+
+    `update` is a block `(B, ...)` of the tensor's rank (static sizes after the batch), or
+    a point: `(B,) + tensor.shape[1 + len(start):]`, the axes `start` indexes dropped (no
+    reshape to a block, and no end index to compute).
+    """
+    rank, point = tensor.shape.rank, update.shape.rank < tensor.shape.rank
+    begin = index_vector([0] + list(start) + [0] * (rank - 1 - len(start)))
+    if point:  # the indexed axes shrink (their end is ignored); the batch and trailing axes are whole
+        end = index_vector([0] * rank)
+        whole = 1 | sum(1 << axis for axis in range(1 + len(start), rank))
+        shrink = sum(1 << axis for axis in range(1, 1 + len(start)))
+    else:
+        end = index_vector([0] + [shifted(first, size) for first, size in zip(start, update.shape[1:])])
+        whole, shrink = 1, 0
+    return tf.raw_ops.TensorStridedSliceUpdate(input=tensor, begin=begin, end=end, strides=index_vector([1] * rank),
+                                               value=tf.cast(update, tensor.dtype), begin_mask=whole,
+                                               end_mask=whole, shrink_axis_mask=shrink)
+
+
 _MEMO = threading.local()
 
 
@@ -197,6 +224,10 @@ class Values:
         if key in self.origins:  # the band's current row is its row `top`
             self.caches[key] = self._write_band(cache, [top, shifted(col, left)], tf.cast(value, cache.dtype))
             return
+        if self.plan.strided_writes and None not in value.shape[1:]:  # a block, or a point (B, K) at [row, col]
+            start = [shifted(row, top), shifted(col, left)] + ([0] if value.shape.rank == 4 else [])
+            self.caches[key] = strided_update(cache, value, start)
+            return
         if value.shape.rank == 2:  # one pixel: (B, K) -> (B, 1, 1, K)
             value = value[:, None, None]
         if self.plan.slice_writes:
@@ -226,6 +257,9 @@ class Values:
         if key in self.origins:
             self.caches[key] = self._write_band(self.caches[key], [top, shifted(col, left), channel], value)
             return
+        if self.plan.strided_writes:  # a point (B,) at [row, col, channel]
+            self.caches[key] = strided_update(self.caches[key], value, [shifted(row, top), shifted(col, left), channel])
+            return
         batch = tf.shape(value)[0]
         # indices (B, 4) of [b, y, x, channel]
         position = index_vector([shifted(row, top), shifted(col, left), channel])
@@ -242,6 +276,8 @@ class Values:
         if self.plan.slice_writes:  # (B, K) -> (B, 1, 1, K); (B,) -> (B, 1, 1, 1) at the channel
             block = tf.reshape(value, (-1, 1, 1, value.shape[-1] if value.shape.rank == 2 else 1))
             return update_slice(band, block, [0] + position + [0] * (3 - len(position)))
+        if self.plan.strided_writes:  # a point: (B, K) at [row, col], (B,) at [row, col, channel]
+            return strided_update(band, value, position)
         # indices (B, 1 + len(position)): [b, row, col(, channel)]
         images, offset = self.batch_index[1 + len(position)], index_vector([0] + position)
         indices = _once_per_graph(("band indices", _key(images), _key(offset)), lambda: images + offset)
