@@ -39,7 +39,7 @@ import tensorflow as tf
 import keras_pixelcnn.sampling.attention_rule  # noqa: F401  (registers the attention rule)
 import keras_pixelcnn.sampling.recurrent_rules  # noqa: F401  (registers the LSTM rules)
 from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
-from keras_pixelcnn.sampling.values import Values, coarse, index_vector, shifted, strided_update, update_slice
+from keras_pixelcnn.sampling.values import WRITES, Values, coarse, index_vector, shifted
 
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
 
@@ -94,9 +94,6 @@ class _Tensor:
 class _Step:
     rule: object  # a rule from sampling/rules.py
     output: _Tensor
-
-
-WRITES = ("scatter", "slice", "strided")
 
 
 class Plan:
@@ -267,17 +264,8 @@ class Plan:
                 values.caches[key] = bands.caches[key]
                 continue
             t = self.by_key[key[0]]
-            row = bands.caches[key][:, t.pad[0]]  # (B, w + pad, K)
-            padded = shifted(coarse(image_row, t.factor), t.pad[0])
-            if self.slice_writes:  # (B, w + pad, K) -> (B, 1, w + pad, K)
-                values.caches[key] = update_slice(values.caches[key], row[:, None], [0, padded, 0, 0])
-                continue
-            if self.strided_writes:
-                values.caches[key] = strided_update(values.caches[key], row[:, None], [padded, 0, 0])
-                continue
-            batch = tf.shape(row)[0]  # indices (B, 2) of [b, padded row]
-            indices = tf.stack([tf.range(batch), tf.fill([batch], padded)], axis=1)
-            values.caches[key] = tf.tensor_scatter_nd_update(values.caches[key], indices, row)
+            # the band's current row (B, w + pad, K), into the cache's padded row
+            values.write_row(key, shifted(coarse(image_row, t.factor), t.pad[0]), bands.caches[key][:, t.pad[0]])
 
     def frozen_weights(self):
         """Every rule's `prepare()` tensors as numpy arrays, read now (eagerly).

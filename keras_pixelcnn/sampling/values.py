@@ -24,6 +24,9 @@ def update_slice(tensor, update, start):
     return gen_xla_ops.xla_dynamic_update_slice(tensor, update, index_vector(start))
 
 
+WRITES = ("scatter", "slice", "strided")  # how `Values` writes a cache (`incremental.Plan`)
+
+
 def strided_update(tensor, update, start):
     """`tensor` with `update` written at `start` (indices of the axes after the batch) in every image.
 
@@ -249,6 +252,18 @@ class Values:
         parts = (along(0, batch, 0), along(1, rows, shifted(row, top)), along(2, cols, shifted(col, left)))
         indices = _once_per_graph(("grid",) + tuple(_key(part) for part in parts), lambda: tf.stack(parts, axis=-1))
         self.caches[key] = tf.tensor_scatter_nd_update(cache, indices, tf.cast(value, cache.dtype))
+
+    def write_row(self, key, padded, row):
+        """Store `row` `(B, w + pad, K)` as padded row `padded` of the whole cache `key`."""
+        cache = self.caches[key]
+        if self.plan.slice_writes:  # (B, w + pad, K) -> (B, 1, w + pad, K)
+            self.caches[key] = update_slice(cache, row[:, None], [0, padded, 0, 0])
+        elif self.plan.strided_writes:
+            self.caches[key] = strided_update(cache, row[:, None], [padded, 0, 0])
+        else:
+            batch = tf.shape(row)[0]  # indices (B, 2) of [b, padded row]
+            indices = tf.stack([tf.range(batch), tf.fill([batch], padded)], axis=1)
+            self.caches[key] = tf.tensor_scatter_nd_update(cache, indices, row)
 
     def write_channel(self, tensor, row, col, channel, value):
         """Store `value` `(B,)` as feature `channel` of pixel `(row, col)`."""
