@@ -62,6 +62,8 @@ class ServingGraphs:
         self.num_classes = model_num_classes(model)
         self.distribution = distribution_of(model)
         writes = writes or ("slice" if tflite else None)
+        if tflite and writes == "strided":  # TensorStridedSliceUpdate has no TFLite builtin
+            raise ValueError("a TFLite graph writes with 'slice' or 'scatter', not 'strided'")
         loop = cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile, writes=writes)
         self._loop = self._shared_loop(loop.python_function, jit_compile)
         self._forward = self._shared_log_prob()

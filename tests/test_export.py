@@ -229,6 +229,9 @@ def test_tflite_refuses_a_graph_that_needs_select_tf_ops(tmp_path):
     with pytest.raises(TFLiteConversionError, match="tf.Bitwise"):
         export_tflite(needs_flex, str(path))
     assert os.listdir(tmp_path) == []
+    # nor may a TFLite graph write with the SavedModel's strided updates (no TFLite builtin)
+    with pytest.raises(ValueError, match="not 'strided'"):
+        signatures.ServingGraphs(model, checks=False, batch_size=1, tflite=True, writes="strided")
 
 
 def test_export_traces_the_loop_once_and_converts_directly(tmp_path, monkeypatch):

@@ -22,8 +22,8 @@ class _CausalAttention(_Rule):
     The pixels before `(r, c)` are the rows above, read from the whole key and value caches
     (`Values.whole`), and the columns before `c` of row r, read from the current row. Inside
     an image row (no XLA) the whole caches are the caches as the row opened, passed into the
-    column loop unchanged, and only the current row is a band that pixel writes copy: a band
-    of all H rows made every write copy the whole key or value cache. The two parts share
+    column loop unchanged, and only the current row is a band that pixel writes go to: a band
+    of all H rows made every TFLite (or scatter) write copy the whole key or value cache. The two parts share
     one softmax: their logits are concatenated, and the output adds their two weighted sums.
     The products take the form each path runs fastest (`_EinsumProducts` under XLA,
     `_BlockProducts` in bands).

@@ -298,8 +298,8 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
         model: a keras_pixelcnn model made of layers `incremental` knows.
         jit_compile: compile with XLA, which updates the caches in place.
         banded: write pixels into per-row bands of the caches (`Plan.open_bands`) rather
-            than the whole caches: without XLA (and in TFLite) every write copies what it
-            writes into, a band instead of a cache. When the image's height and width are
+            than the whole caches: a TFLite write copies what it writes into, a band instead
+            of a cache (the SavedModel's strided updates write in place). When the image's height and width are
             multiples of the finest down-sampling factor, its row loop and the column loops of
             that factor's grid rows run that many rows and pixels per step, unrolled
             (`_grid_period`). Default: `not jit_compile`.
@@ -314,7 +314,10 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
         incremental.NotCacheable: for a model the planner cannot run.
     """
     distribution = distribution_of(model)
-    plan = Plan(model, writes=writes or ("scatter" if jit_compile else "strided"))
+    writes = writes or ("scatter" if jit_compile else "strided")
+    if jit_compile and writes == "strided":  # XLA needs the strided slice's bounds as compile-time constants
+        raise ValueError("writes='strided' is for graphs run without XLA: use 'scatter' with jit_compile")
+    plan = Plan(model, writes=writes)
     keys = plan.cache_keys()
     image_key = (plan.image.key, None)
     banded = not jit_compile if banded is None else banded

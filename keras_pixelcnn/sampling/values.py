@@ -31,23 +31,32 @@ def strided_update(tensor, update, start):
     """`tensor` with `update` written at `start` (indices of the axes after the batch) in every image.
 
     A TensorStridedSliceUpdate, which TensorFlow's executor runs in place when nothing else
-    holds the tensor's buffer (it forwards its input), and copies otherwise. A
-    `tensor_scatter_nd_update` always copies the tensor: its kernel forwards the updates'
-    buffer, never the tensor's. So a pixel write costs a pixel, not its band, and a row
-    written back costs a row, not the cache.
+    holds the tensor's buffer (its kernel takes over its input), and copies otherwise. A
+    `tensor_scatter_nd_update` copied the whole tensor at every write in a TF 2.21 loop
+    (`benchmarks/executor_writes.py`: its time grows with the buffer, this one's does not).
+    So a pixel write costs a pixel, not its band, and a row written back costs a row, not
+    the cache.
 
-    `update` is a block `(B, ...)` of the tensor's rank (static sizes after the batch), or
+    `update` is a block `(B, ...)` of the tensor's rank (its sizes static or read at run time), or
     a point: `(B,) + tensor.shape[1 + len(start):]`, the axes `start` indexes dropped (no
     reshape to a block, and no end index to compute).
     """
     rank, point = tensor.shape.rank, update.shape.rank < tensor.shape.rank
+    expected = rank - len(start) if point else rank
+    if update.shape.rank != expected or len(start) >= rank:
+        raise ValueError(f"strided_update: an update of shape {update.shape} does not fit a tensor of shape "
+                         f"{tensor.shape} at {len(start)} indices (a block of rank {rank}, or a point of rank "
+                         f"{rank} - {len(start)})")
     begin = index_vector([0] + list(start) + [0] * (rank - 1 - len(start)))
     if point:  # the indexed axes shrink (their end is ignored); the batch and trailing axes are whole
         end = index_vector([0] * rank)
         whole = 1 | sum(1 << axis for axis in range(1 + len(start), rank))
         shrink = sum(1 << axis for axis in range(1, 1 + len(start)))
     else:
-        end = index_vector([0] + [shifted(first, size) for first, size in zip(start, update.shape[1:])])
+        # a size the trace left unknown (a row of PixelCNN++'s with a free batch) is read at run time
+        sizes = [tf.shape(update)[axis] if size is None else size for axis, size in enumerate(update.shape) if axis]
+        end = index_vector([0] + [shifted(first, size) if isinstance(size, int) else first + size
+                                  for first, size in zip(start, sizes)])
         whole, shrink = 1, 0
     return tf.raw_ops.TensorStridedSliceUpdate(input=tensor, begin=begin, end=end, strides=index_vector([1] * rank),
                                                value=tf.cast(update, tensor.dtype), begin_mask=whole,
@@ -136,8 +145,9 @@ class Values:
     the `tf.while_loop`s. Inside an image row (`Plan.open_bands`), each
     pixel-by-pixel tensor is a *band* instead: its rows from the highest one a
     layer reads (`pad` top) down to the current row, `origins[key]` the padded
-    index of its first row. A pixel write then costs a band (a few rows), not the
-    cache: without XLA, and in TFLite, every write copies what it writes into.
+    index of its first row. A pixel write then costs at most a band (a few rows), not the
+    cache: a TFLite write copies what it writes into, and so does a scatter without XLA
+    (the SavedModel's strided updates write in place).
     """
 
     def __init__(self, plan, caches, globals_, current=None, origins=None, batch_index=None):
@@ -148,7 +158,10 @@ class Values:
         self.batch_index = batch_index
 
     def with_batch_index(self, batch):
-        """This `Values` with `batch_index` for `batch` images, made once per pixel step (for band writes)."""
+        """This `Values` with `batch_index` for `batch` images, made once per pixel step (for band scatters;
+        nothing for the other writes, which need no per-image indices)."""
+        if self.plan.slice_writes or self.plan.strided_writes:
+            return self
         images = tf.range(batch)[:, None]
         self.batch_index = {n: images * tf.constant([[1] + [0] * (n - 1)]) for n in (3, 4)}
         return self
@@ -227,7 +240,7 @@ class Values:
         if key in self.origins:  # the band's current row is its row `top`
             self.caches[key] = self._write_band(cache, [top, shifted(col, left)], tf.cast(value, cache.dtype))
             return
-        if self.plan.strided_writes and None not in value.shape[1:]:  # a block, or a point (B, K) at [row, col]
+        if self.plan.strided_writes:  # a block, or a point (B, K) at [row, col]
             start = [shifted(row, top), shifted(col, left)] + ([0] if value.shape.rank == 4 else [])
             self.caches[key] = strided_update(cache, value, start)
             return
@@ -284,9 +297,10 @@ class Values:
     def _write_band(self, band, position, value):
         """`band` with `value` (`(B, K)` or `(B,)`) at `[b] + position` for each image b.
 
-        A scatter copies the band once (or updates it in place when the executor can forward
-        its buffer); a `tf.where` over a mask broadcast to the band cost 3x more at 16 images.
-        With `Plan.slice_writes` (graphs for TFLite), a DynamicUpdateSlice (`update_slice`).
+        With `Plan.strided_writes` (the SavedModel), a TensorStridedSliceUpdate in place
+        (`strided_update`); with `Plan.slice_writes` (graphs for TFLite), a DynamicUpdateSlice
+        (`update_slice`), one copy of the band; else a scatter, which XLA updates in place and the
+        executor copies. A `tf.where` over a mask broadcast to the band cost 3x a scatter at 16 images.
         """
         if self.plan.slice_writes:  # (B, K) -> (B, 1, 1, K); (B,) -> (B, 1, 1, 1) at the channel
             block = tf.reshape(value, (-1, 1, 1, value.shape[-1] if value.shape.rank == 2 else 1))
