@@ -14,7 +14,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATS = "tests/test_sampler_statistics.py"
-BANDED = "tests/test_sampling.py::test_banded_caches_without_xla_draw_the_naive_images"
+BANDED = "tests/test_sampling.py::test_loops_without_xla_draw_the_naive_images"
 
 # (name, file, original snippet, mutated snippet, pytest arguments)
 MUTANTS = [
@@ -158,10 +158,10 @@ MUTANTS = [
      "        if other != option:", "        if False:", ["tests/test_hostile.py", "-k", "mistake"]),
     ("transient_read_by_another_grid_run", "keras_pixelcnn/sampling/incremental.py",
      "source.key in runs and runs.get(step.output.key) == runs[source.key]", "True",
-     ["tests/test_sampling.py", "-k", "banded and pixelcnn_pp"]),
+     ["tests/test_sampling.py", "-k", "without_xla and pixelcnn_pp"]),
     ("transient_down_sampled_tensors_all_cached", "keras_pixelcnn/sampling/incremental.py",
      "kept = [step for step in run if step.output.cached]", "kept = run",
-     ["tests/test_sampling.py", "-k", "banded and pixelcnn_pp"]),
+     ["tests/test_sampling.py", "-k", "without_xla and pixelcnn_pp"]),
     ("attention_mask_includes_the_diagonal", "keras_pixelcnn/layers/attention.py",
      "return np.tril(np.ones((positions, positions), bool), -1)",
      "return np.tril(np.ones((positions, positions), bool), 0)",

@@ -39,9 +39,10 @@ def test_cached_equals_naive_for_a_seed(architecture, channels, num_classes):
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
-def test_banded_caches_without_xla_draw_the_naive_images(architecture):
-    """Without XLA, weights frozen (as exported), pixel writes go to per-row bands; same images as naive,
-    with the SavedModel's strided writes and with scatters. XLA refuses strided writes.
+def test_loops_without_xla_draw_the_naive_images(architecture):
+    """Without XLA, weights frozen (as exported), same images as naive: the SavedModel's loop (whole caches,
+    strided writes in place), the same with per-row bands, and scatters into bands (export_sampling's
+    baseline; TFLite's banded loop is checked by its exports). XLA refuses strided writes.
 
     8x12 colour, class-conditional, half the sub-pixels known: bands of every depth, each
     channel's write, PixelCNN++'s down-sampled rows and its loops unrolled by its factor-2 grid
@@ -55,9 +56,9 @@ def test_banded_caches_without_xla_draw_the_naive_images(architecture):
     args = (sampling_noise(image_seeds(5, 0, 2), (8, 12, 3)), known, mask, tf.constant([0, 2]), tf.constant(1.0))
     naive = naive_loop(model)(*args).numpy()
     assert len(np.unique(naive[~mask.numpy()])) > 20  # drawn, not constant
-    for writes in ("strided", "scatter"):  # the SavedModel's in-place writes; scatters (export_sampling's baseline)
-        banded = cached_loop(model, jit_compile=False, frozen=True, writes=writes)(*args).numpy()
-        np.testing.assert_array_equal(banded, naive, err_msg=writes)
+    for writes, banded in [("strided", None), ("strided", True), ("scatter", None)]:
+        loop = cached_loop(model, jit_compile=False, banded=banded, frozen=True, writes=writes)
+        np.testing.assert_array_equal(loop(*args).numpy(), naive, err_msg=f"{writes}, banded={banded}")
     with pytest.raises(ValueError, match="without XLA"):
         cached_loop(model, jit_compile=True, writes="strided")
 

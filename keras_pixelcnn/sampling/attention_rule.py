@@ -21,12 +21,12 @@ class _CausalAttention(_Rule):
 
     The pixels before `(r, c)` are the rows above, read from the whole key and value caches
     (`Values.whole`), and the columns before `c` of row r, read from the current row. Inside
-    an image row (no XLA) the whole caches are the caches as the row opened, passed into the
+    an image row of a banded loop (TFLite) the whole caches are the caches as the row opened, passed into the
     column loop unchanged, and only the current row is a band that pixel writes go to: a band
     of all H rows made every TFLite (or scatter) write copy the whole key or value cache. The two parts share
     one softmax: their logits are concatenated, and the output adds their two weighted sums.
     The products take the form each path runs fastest (`_EinsumProducts` under XLA,
-    `_BlockProducts` in bands).
+    `_BlockProducts` without it: bands, or the SavedModel's whole caches with strided writes).
     """
 
     def plan(self):
@@ -51,7 +51,7 @@ class _CausalAttention(_Rule):
         above = [tf.reshape(values.whole(t), (-1, height * width, t.depth)) for t in (keys, vals)]
         current = [tf.reshape(values.window(t, row, 1, 0, width), (-1, width, t.depth)) for t in (keys, vals)]
         q = values.at(query, row, col)
-        products = _BlockProducts if values.origins else _EinsumProducts
+        products = _BlockProducts if values.origins or values.plan.strided_writes else _EinsumProducts  # no XLA
         logits = tf.concat([products.logits(q, k, heads) for k in (above[0], current[0])], axis=-1)
         logits = logits * tf.cast(1.0 / np.sqrt(query.depth // heads), logits.dtype)
         allowed = tf.concat([tf.range(height * width) < row * width, tf.range(width) < col], axis=0)
@@ -61,7 +61,7 @@ class _CausalAttention(_Rule):
 
 
 class _EinsumProducts:
-    """Per-head products as einsums over `(B, N, heads, d)`: XLA (whole caches, `banded=False`) fuses
+    """Per-head products as einsums over `(B, N, heads, d)`: XLA (whole caches, scatter writes) fuses
     their transposes; the fastest form there (0.22 s against 0.35 s for 28x28 PixelSNAIL at batch 1)."""
 
     @staticmethod
@@ -80,7 +80,7 @@ class _EinsumProducts:
 class _BlockProducts:
     """Per-head products as matmuls that read the key and value matrices `(B, N, heads * d)` as they lie.
 
-    Without XLA (the exported sampler, inside an image row's bands) an einsum over `(B, N, heads, d)`
+    Without XLA (the exported samplers) an einsum over `(B, N, heads, d)`
     transposes the whole key or value cache at every step: 4.0 s against 2.8-2.9 s for 28x28 PixelSNAIL
     at batch 16. Each head's query is a row of zeros but for its own block, so the matmul computes
     every head against every block (heads times the arithmetic of the einsum) and keeps its own.

@@ -298,11 +298,14 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
         model: a keras_pixelcnn model made of layers `incremental` knows.
         jit_compile: compile with XLA, which updates the caches in place.
         banded: write pixels into per-row bands of the caches (`Plan.open_bands`) rather
-            than the whole caches: a TFLite write copies what it writes into, a band instead
-            of a cache (the SavedModel's strided updates write in place). When the image's height and width are
-            multiples of the finest down-sampling factor, its row loop and the column loops of
-            that factor's grid rows run that many rows and pixels per step, unrolled
-            (`_grid_period`). Default: `not jit_compile`.
+            than the whole caches: a write that copies what it writes into (TFLite's, or a
+            scatter without XLA) then copies a band instead of a cache. Default: for those
+            writes only. XLA's scatters and the executor's strided updates write in place,
+            and whole caches spare the bands' slicing and row write-backs (the SavedModel's
+            sampler: 3-18% faster at batch 16, `benchmarks/export_sampling.py`).
+            Without XLA, when the image's height and width are multiples of the finest
+            down-sampling factor, the row loop and the column loops of that factor's grid rows
+            run that many rows and pixels per step, unrolled (`_grid_period`), banded or not.
         frozen: read the weights now and build them into the graph as constants
             (`Plan.frozen_weights`), for an exported graph without XLA; the loop then
             ignores later changes of the model's weights.
@@ -320,7 +323,7 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
     plan = Plan(model, writes=writes)
     keys = plan.cache_keys()
     image_key = (plan.image.key, None)
-    banded = not jit_compile if banded is None else banded
+    banded = not jit_compile and writes != "strided" if banded is None else banded
     weights = plan.frozen_weights() if frozen else None
     period = _grid_period(plan)
 
@@ -333,7 +336,7 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
         batch = tf.shape(known)[0] if known.shape[0] is None else known.shape[0]
         start = plan.initial(batch, labels, weights)
         # Whole periods of rows and columns: unrolled (`_grid_period`), else a `tf.cond` per run and pixel.
-        static = banded and height % period == 0 and width % period == 0
+        static = (banded or not jit_compile) and height % period == 0 and width % period == 0
         rows_per_step = period if static else 1
         # All the Gumbel noise at once: one op before the loop, not two per sub-pixel inside it.
         gumbel = None if greedy else gumbel_noise(noise)

@@ -142,12 +142,12 @@ class Values:
     """The caches of one sampling run: a padded `(B, h + pad, w + pad, K)` tensor per tensor.
 
     Functional: `write_*` replace a cache; `Plan` threads `as_list()` through
-    the `tf.while_loop`s. Inside an image row (`Plan.open_bands`), each
+    the `tf.while_loop`s. Inside an image row of a banded loop (`Plan.open_bands`), each
     pixel-by-pixel tensor is a *band* instead: its rows from the highest one a
     layer reads (`pad` top) down to the current row, `origins[key]` the padded
     index of its first row. A pixel write then costs at most a band (a few rows), not the
-    cache: a TFLite write copies what it writes into, and so does a scatter without XLA
-    (the SavedModel's strided updates write in place).
+    cache: a TFLite write copies what it writes into, and so does a scatter without XLA.
+    The SavedModel's strided updates write in place, so its loop keeps whole caches.
     """
 
     def __init__(self, plan, caches, globals_, current=None, origins=None, batch_index=None):
