@@ -233,7 +233,7 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
 
     original = likelihood._mean_nll
     monkeypatch.setattr(likelihood, "_mean_nll", lambda *args: original(*args) * float("nan"))
-    with pytest.raises(callbacks_lib.TrainingDiverged, match="loss became nan at epoch 1, batch 1"):
+    with pytest.raises(callbacks_lib.TrainingDiverged, match="loss became nan at epoch 1, batch 1; lower --learning-rate or"):
         fit(TrainConfig(epochs=3, steps_per_epoch=3, **TINY), str(tmp_path), verbose=0)
     assert _epochs(tmp_path) == [0]  # stopped in the first epoch, not after all three
     # The NaN weights are in last.keras only, and every loader refuses them, naming the epoch.
@@ -246,6 +246,9 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
         fit(TrainConfig(epochs=1, steps_per_epoch=1, init_from=str(tmp_path / "last.keras"), **TINY),
             str(tmp_path / "second"), verbose=0)
     assert not (tmp_path / "second").exists()
+    # Trained in half precision, the message names float32 as a way out (and a float32 run's does not).
+    with pytest.raises(callbacks_lib.TrainingDiverged, match=r"--learning-rate, train in float32 \(--mixed-precision off\) or"):
+        fit(TrainConfig(epochs=1, steps_per_epoch=1, mixed_precision="bf16", **TINY), str(tmp_path / "bf16"), verbose=0)
     kpixel = os.path.join(os.path.dirname(sys.executable), "kpixel")
     for args in (["sample", str(tmp_path), "--out", str(tmp_path / "g.png")], ["evaluate", str(tmp_path)],
                  ["export", str(tmp_path), "--format", "tflite", "--out", str(tmp_path / "m.tflite")]):

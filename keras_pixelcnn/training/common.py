@@ -199,8 +199,11 @@ def finish(run_dir, status, nan_stop, write=True):
         if write:  # load_run names the epoch when it refuses the non-finite last.keras
             status.update(diverged={"epoch": epoch, "batch": batch, "loss": str(value)})
             write_json(os.path.join(run_dir, "run.json"), status)
+        # PixelCNN++ in bfloat16 under JAX on an H200 (the GPU default) diverged at batch 5-6; float32 did not
+        half = keras.config.dtype_policy().compute_dtype != "float32"
         raise TrainingDiverged(f"Training stopped: the {nan_stop.what} became {value} at epoch {epoch}, batch {batch}; "
-                               "lower --learning-rate or check the data")
+                               "lower --learning-rate" + (", train in float32 (--mixed-precision off)" if half else "")
+                               + " or check the data")
     if write:
         status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_json(os.path.join(run_dir, "run.json"), status)
