@@ -1,12 +1,12 @@
 """`kpixel fit`: train a model, or resume an interrupted run."""
 
-import importlib.util
 import os
 import sys
 
 import click
 
 from keras_pixelcnn.cli import quiet
+from keras_pixelcnn.cli.backends import configured_backend
 from keras_pixelcnn.cli.errors import user_errors
 
 # Flags map one-to-one onto TrainConfig fields; None means "not given".
@@ -91,16 +91,13 @@ def _config(run_dir, config_file, flags):
 @_with_options
 def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, **flags):
     """Train a model into RUN_DIR (--out); re-running the same command resumes it, a larger --epochs trains it longer."""
-    import keras
-
-    if backend is not None and backend != keras.backend.backend():
-        if importlib.util.find_spec(backend) is None:
-            raise click.UsageError(f"--backend {backend} needs the {backend} package: pip install "
-                                   f"'keras-pixelcnn[{'jax' if backend == 'jax' else 'cpu'}]'")
+    if backend is not None and backend != configured_backend():  # (installed: `check_installed`)
         # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
         quiet.stop_filter()  # the new program writes to the real stderr
         os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
+
+    import keras
 
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise click.UsageError(f"Expected --num-processes >= 1 and --process-id in [0, {max(num_processes, 1)}). "

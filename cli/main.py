@@ -12,6 +12,7 @@ import click
 from keras_pixelcnn._version import __version__
 from keras_pixelcnn.cli import quiet, xla_cache
 from keras_pixelcnn.cli.architectures import architectures
+from keras_pixelcnn.cli.backends import check_installed
 from keras_pixelcnn.cli.complete import complete
 from keras_pixelcnn.cli.evaluate import evaluate
 from keras_pixelcnn.cli.export import export
@@ -64,11 +65,13 @@ def cli(verbose):
     quiet.configure(quiet.verbose_requested(verbose))
 
 
-def _after_tensorflow(callback):
-    """Run a command's callback once TensorFlow is imported (after parsing, so `CMD --help` never imports it)."""
+def _after_tensorflow(callback, name):
+    """Run a command's callback once TensorFlow is imported (after parsing, so `CMD --help` never imports it),
+    and once the packages the command needs are known to be installed (`backends.check_installed`)."""
 
     @functools.wraps(callback)
     def run(*args, **kwargs):
+        check_installed(name, kwargs.get("backend"))
         xla_cache.configure()  # before TensorFlow reads TF_XLA_FLAGS
         quiet.import_tensorflow()
         with quiet.filtered_stderr():
@@ -78,7 +81,7 @@ def _after_tensorflow(callback):
 
 
 for command in (architectures, fit, evaluate, sample, complete, score, export):
-    command.callback = _after_tensorflow(command.callback)
+    command.callback = _after_tensorflow(command.callback, command.name)
     cli.add_command(command)
 
 

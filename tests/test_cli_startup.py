@@ -257,3 +257,76 @@ def test_a_second_process_loads_the_sampler_from_the_xla_cache(tmp_path, kpixel)
     np.testing.assert_array_equal(first, second)
     sample("off", XDG_CACHE_HOME=str(tmp_path / "off"), TF_XLA_FLAGS="")
     assert not os.path.exists(tmp_path / "off")
+
+
+_NO_TENSORFLOW = """
+import sys
+
+
+class NoTensorFlow:
+    \"\"\"One of the import finders, which no longer finds TensorFlow.\"\"\"
+
+    def __init__(self, finder):
+        self.finder = finder
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow" or name.startswith("tensorflow."):
+            return None
+        return self.finder.find_spec(name, path, target)
+
+    def __getattr__(self, name):
+        return getattr(self.finder, name)
+
+
+sys.meta_path[:] = [NoTensorFlow(finder) for finder in sys.meta_path]
+"""
+
+
+def test_without_tensorflow_fit_trains_on_jax_and_the_other_commands_say_what_to_install(tmp_path, kpixel,
+                                                                                          monkeypatch):
+    """`pip install 'keras-pixelcnn[jax]'` installs no TensorFlow (here: no import finder of any process finds it,
+    so `import` and `find_spec` see none). `kpixel fit --backend jax` trains
+    with the default backend (tensorflow) configured; every other command, and fit on that default, was a
+    ModuleNotFoundError traceback from `import keras`, and is now one `Error:` line naming what to install."""
+    pytest.importorskip("jax")
+    from keras_pixelcnn.cli.backends import configured_backend
+
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(_NO_TENSORFLOW)
+    env = _environment(PYTHONPATH=str(shim), KERAS_HOME=str(tmp_path / "keras"), KERAS_BACKEND=None,
+                       JAX_PLATFORMS="cpu")
+    run = tmp_path / "run"
+    fit = ["fit", "--data-dir", "/usr/share/datasets/fashion-mnist", "--image-size", "8", "--filters", "4",
+           "--num-layers", "1", "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4",
+           "--validation-images", "8", "--sample-images", "0", "--out", str(run)]
+
+    def kpixel_run(*args):
+        return subprocess.run([*kpixel, *args], capture_output=True, text=True, timeout=300, env=env)
+
+    result = kpixel_run(*fit)  # the configured backend, tensorflow
+    assert result.returncode == 2 and result.stdout == "", result.stderr[-2000:]
+    assert result.stderr == ("Error: kpixel fit on the tensorflow backend needs tensorflow, which is not installed: "
+                             "pip install 'keras-pixelcnn[cpu]' (or '[gpu]'); or train with --backend jax\n")
+    assert not run.exists()
+    result = kpixel_run(*fit, "--backend", "jax")
+    assert result.returncode == 0 and (run / "best.keras").exists(), result.stderr[-2000:]
+    assert json.loads((run / "run.json").read_text())["versions"]["backend"] == "jax"
+    for command in (["evaluate", str(run)], ["sample", str(run), "--out", str(tmp_path / "g.png")],
+                    ["export", str(run), "--format", "tflite", "--out", str(tmp_path / "m.tflite")]):
+        result = kpixel_run(*command)
+        assert result.returncode == 2 and result.stderr == (
+            f"Error: kpixel {command[0]} needs TensorFlow, which is not installed: pip install 'keras-pixelcnn[cpu]' "
+            "(or '[gpu]'); without it, only kpixel fit --backend jax runs\n"), result.stderr[-2000:]
+    assert set(os.listdir(tmp_path)) - {"keras"} == {"run", "shim"}  # the refused commands wrote nothing
+    # the configured backend, read as Keras reads it
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    for text, want in [(None, "tensorflow"), ('{"backend": "jax"}', "jax"), ("not json", "tensorflow"),
+                       ("[]", "tensorflow"), ('{"backend": 3}', "tensorflow")]:
+        if text is not None:
+            (tmp_path / "home" / "keras.json").write_text(text)
+        assert configured_backend() == want, text
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert configured_backend() == "jax"
