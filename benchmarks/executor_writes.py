@@ -3,8 +3,8 @@
     python benchmarks/executor_writes.py [--rows 2,16,128] [--batches 1,16] [--features 64] [--steps 2000]
 
 The exported SavedModel's sampler (TF Serving runs it without XLA) writes each new
-pixel into a band of its cache inside a `tf.while_loop`, and each image row back
-into the whole cache. This script runs, in a `tf.function` without XLA, a loop that
+pixel into its caches inside a `tf.while_loop` (into per-row bands, with an image row
+written back into the whole cache, before the strided writes made whole caches cheaper). This script runs, in a `tf.function` without XLA, a loop that
 writes one pixel `(B, K)` per step into a `(B, rows, 34, K)` float32 buffer, once
 with `tf.tensor_scatter_nd_update` (its kernel copies the whole buffer at every
 write) and once with `keras_pixelcnn.sampling.values.strided_update` (a

@@ -1,7 +1,8 @@
 """Which packages a command needs, checked before anything imports Keras: a missing one is an `Error:` line.
 
 `pip install 'keras-pixelcnn[jax]'` installs no TensorFlow. There, `kpixel fit --backend jax`
-trains (IDX and folder data need no TensorFlow), and every other command needs TensorFlow:
+trains (IDX and folder data need no TensorFlow), `architectures` lists with KERAS_BACKEND=jax, and every
+other command needs TensorFlow:
 importing Keras with its default backend, or TensorFlow itself, was a ModuleNotFoundError
 traceback.
 """
@@ -21,34 +22,44 @@ def installed(package):
 
 
 def configured_backend():
-    """The backend `import keras` loads, read as Keras reads it (KERAS_BACKEND, else the `backend` of
-    $KERAS_HOME/keras.json, default ~/.keras), without importing Keras."""
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    try:
-        with open(os.path.join(home, "keras.json")) as handle:
-            backend = json.load(handle).get("backend", "tensorflow")
-    except (OSError, ValueError, AttributeError):  # no file, not JSON, not an object: Keras' default
-        return "tensorflow"
-    return backend if isinstance(backend, str) else "tensorflow"
+    """The backend `import keras` loads, found as Keras 3 finds it, without importing Keras.
+
+    Keras reads `keras.json` in $KERAS_HOME when that is set (even empty: the working directory),
+    else in ~/.keras, or /tmp/.keras when the home directory is not writable; a non-empty
+    KERAS_BACKEND overrides its `backend` (default tensorflow).
+    """
+    if "KERAS_HOME" in os.environ:
+        home = os.environ["KERAS_HOME"]
+    else:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    backend = "tensorflow"
+    path = os.path.expanduser(os.path.join(home, "keras.json"))
+    if os.path.exists(path):
+        try:
+            with open(path) as handle:
+                backend = json.load(handle).get("backend", backend)
+        except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object (Keras then fails)
+            pass
+    return os.environ.get("KERAS_BACKEND") or (backend if isinstance(backend, str) else "tensorflow")
 
 
 def check_installed(command, backend=None):
     """Raise a UsageError naming what `kpixel COMMAND` needs and lacks.
 
-    `backend`: fit's `--backend` (None: the configured one). Only fit runs without TensorFlow.
+    `backend`: fit's `--backend` (None: the configured one). Without TensorFlow, only fit on JAX and
+    `architectures` (with Keras' backend set to JAX) run.
     """
     if command == "fit":
         backend = backend or configured_backend()
         if backend in INSTALL and not installed(backend):
-            hint = "" if backend == "jax" else "; or train with --backend jax"
+            hint = "; or train with --backend jax" if backend != "jax" and installed("jax") else ""
             raise click.UsageError(f"kpixel fit on the {backend} backend needs {backend}, which is not installed: "
                                    f"{INSTALL[backend]}{hint}")
         return
     if command != "architectures" and not installed("tensorflow"):  # data pipelines, samplers, exporters
         raise click.UsageError(f"kpixel {command} needs TensorFlow, which is not installed: {INSTALL['tensorflow']}; "
-                               "without it, only kpixel fit --backend jax runs")
+                               "without it, only kpixel fit --backend jax (and architectures) run")
     backend = configured_backend()
     if backend in INSTALL and not installed(backend):
         raise click.UsageError(f"kpixel {command} needs Keras' backend {backend} (KERAS_BACKEND or keras.json), which "

@@ -91,7 +91,9 @@ def _config(run_dir, config_file, flags):
 @_with_options
 def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, **flags):
     """Train a model into RUN_DIR (--out); re-running the same command resumes it, a larger --epochs trains it longer."""
-    if backend is not None and backend != configured_backend():  # (installed: `check_installed`)
+    # Keras is imported by then when TensorFlow is (TensorFlow imports it): ask it, else read its configuration.
+    current = sys.modules["keras"].backend.backend() if "keras" in sys.modules else configured_backend()
+    if backend is not None and backend != current:  # (installed: `check_installed`)
         # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
         env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
         quiet.stop_filter()  # the new program writes to the real stderr
@@ -99,6 +101,8 @@ def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, *
 
     import keras
 
+    if backend is not None and keras.backend.backend() != backend:  # a configuration read otherwise than Keras reads it
+        raise click.UsageError(f"--backend {backend}: Keras loaded {keras.backend.backend()} (set KERAS_BACKEND={backend})")
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise click.UsageError(f"Expected --num-processes >= 1 and --process-id in [0, {max(num_processes, 1)}). "
                                f"Received: --num-processes {num_processes} --process-id {process_id}")

@@ -282,15 +282,12 @@ sys.meta_path[:] = [NoTensorFlow(finder) for finder in sys.meta_path]
 """
 
 
-def test_without_tensorflow_fit_trains_on_jax_and_the_other_commands_say_what_to_install(tmp_path, kpixel,
-                                                                                          monkeypatch):
+def test_without_tensorflow_fit_trains_on_jax_and_the_other_commands_say_what_to_install(tmp_path, kpixel):
     """`pip install 'keras-pixelcnn[jax]'` installs no TensorFlow (here: no import finder of any process finds it,
     so `import` and `find_spec` see none). `kpixel fit --backend jax` trains
     with the default backend (tensorflow) configured; every other command, and fit on that default, was a
     ModuleNotFoundError traceback from `import keras`, and is now one `Error:` line naming what to install."""
     pytest.importorskip("jax")
-    from keras_pixelcnn.cli.backends import configured_backend
-
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "sitecustomize.py").write_text(_NO_TENSORFLOW)
@@ -317,16 +314,43 @@ def test_without_tensorflow_fit_trains_on_jax_and_the_other_commands_say_what_to
         result = kpixel_run(*command)
         assert result.returncode == 2 and result.stderr == (
             f"Error: kpixel {command[0]} needs TensorFlow, which is not installed: pip install 'keras-pixelcnn[cpu]' "
-            "(or '[gpu]'); without it, only kpixel fit --backend jax runs\n"), result.stderr[-2000:]
+            "(or '[gpu]'); without it, only kpixel fit --backend jax (and architectures) run\n"), result.stderr[-2000:]
     assert set(os.listdir(tmp_path)) - {"keras"} == {"run", "shim"}  # the refused commands wrote nothing
-    # the configured backend, read as Keras reads it
-    monkeypatch.delenv("KERAS_BACKEND", raising=False)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
-    (tmp_path / "home").mkdir()
-    for text, want in [(None, "tensorflow"), ('{"backend": "jax"}', "jax"), ("not json", "tensorflow"),
-                       ("[]", "tensorflow"), ('{"backend": 3}', "tensorflow")]:
-        if text is not None:
-            (tmp_path / "home" / "keras.json").write_text(text)
-        assert configured_backend() == want, text
-    monkeypatch.setenv("KERAS_BACKEND", "jax")
-    assert configured_backend() == "jax"
+
+
+_BACKENDS = """
+from keras_pixelcnn.cli.backends import configured_backend
+
+ours = configured_backend()  # before Keras is imported
+import keras
+
+print(ours, keras.backend.backend())
+"""
+
+
+def test_the_configured_backend_is_the_one_keras_loads(tmp_path):
+    """`fit --backend` decides whether to restart on another backend from `configured_backend()` when Keras
+    is not imported yet (no TensorFlow): it must read Keras' configuration as Keras does. Each case is a
+    fresh process that asks both: KERAS_HOME set, empty (the working directory) or with a `~`; KERAS_BACKEND
+    over keras.json, or empty; a keras.json without a backend."""
+    pytest.importorskip("jax")
+
+    def config(folder, **fields):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "keras.json").write_text(json.dumps(fields))
+        return folder
+
+    jax_home, tf_home = config(tmp_path / "jax", backend="jax"), config(tmp_path / "tf", backend="tensorflow")
+    cwd = config(tmp_path / "cwd", backend="jax")
+    config(tmp_path / "home" / "kh", backend="jax")
+    config(tmp_path / "plain" / ".keras", floatx="float32")
+    cases = [({"KERAS_HOME": str(jax_home)}, "jax"), ({"KERAS_HOME": str(jax_home), "KERAS_BACKEND": ""}, "jax"),
+             ({"KERAS_HOME": str(tf_home), "KERAS_BACKEND": "jax"}, "jax"), ({"KERAS_HOME": ""}, "jax"),
+             ({"KERAS_HOME": "~/kh", "HOME": str(tmp_path / "home")}, "jax"),
+             ({"HOME": str(tmp_path / "plain")}, "tensorflow")]
+    for changes, want in cases:
+        env = _environment(**{"KERAS_HOME": None, "KERAS_BACKEND": None, "JAX_PLATFORMS": "cpu", **changes})
+        result = subprocess.run([sys.executable, "-c", _BACKENDS], capture_output=True, text=True, timeout=120,
+                                env=env, cwd=cwd)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.split()[-2:] == [want, want], (changes, result.stdout)

@@ -301,7 +301,7 @@ def test_every_architecture_exports_the_keras_images_in_both_loaders(architectur
     half = np.array([0.5, 0.5], np.float32)
     requests, want, exports = {}, {}, []
     # PixelCNN++'s and PixelSNAIL's grey exports (a 4x4 model's export alone takes a minute here) are
-    # left to the TFLite test above and to the banded sampler's cached == naive test.
+    # left to the TFLite test above and to `test_loops_without_xla_draw_the_naive_images`.
     for channels in (3,) if architecture in ("pixelcnn_pp", "pixelsnail") else (3, 1):
         model = peaked_model(architecture, channels, label_scale=40)
         images = np.random.default_rng(5).integers(0, 256, (2, 4, 4, channels)).astype(np.int32)

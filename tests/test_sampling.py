@@ -56,7 +56,7 @@ def test_loops_without_xla_draw_the_naive_images(architecture):
     args = (sampling_noise(image_seeds(5, 0, 2), (8, 12, 3)), known, mask, tf.constant([0, 2]), tf.constant(1.0))
     naive = naive_loop(model)(*args).numpy()
     assert len(np.unique(naive[~mask.numpy()])) > 20  # drawn, not constant
-    for writes, banded in [("strided", None), ("strided", True), ("scatter", None)]:
+    for writes, banded in [("strided", False), ("strided", True), ("scatter", True)]:
         loop = cached_loop(model, jit_compile=False, banded=banded, frozen=True, writes=writes)
         np.testing.assert_array_equal(loop(*args).numpy(), naive, err_msg=f"{writes}, banded={banded}")
     with pytest.raises(ValueError, match="without XLA"):
@@ -68,7 +68,7 @@ def _plan_of_factors(*factors):
     return SimpleNamespace(pixel_steps=[SimpleNamespace(output=SimpleNamespace(factor=f)) for f in factors])
 
 
-def test_the_banded_loops_know_each_factors_grid_where_they_can():
+def test_the_loops_without_xla_know_each_factors_grid_where_they_can():
     """PixelCNN++'s factors 2 and 4: a period of 2, factor 2 known at every offset, factor 4 off its grid
     off factor 2's and left to a cond on it; a factor that is not a multiple of the period always a cond."""
     plan = _plan_of_factors(1, 2, 4, 2, 1)
@@ -98,7 +98,7 @@ def _repeated_index_ops(graph_def):
 
 
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
-def test_a_traced_sampling_loop_makes_each_index_once_and_writes_as_asked(architecture):
+def test_a_traced_sampling_loop_makes_each_index_once_and_writes_as_asked(architecture, monkeypatch):
     """An exported loop's windows, writes and sub-pixel reads share their index arithmetic
     (`values.index_memo`): made per layer, it was 40% of the shipped PixelCNN++'s exported loop, and
     an export's tracing, saving and conversion take time per node. And its cache writes are all of one
@@ -110,17 +110,35 @@ def test_a_traced_sampling_loop_makes_each_index_once_and_writes_as_asked(archit
              tf.TensorSpec((2,) + shape, tf.bool), tf.TensorSpec((2,), tf.int32), tf.TensorSpec((), tf.float32)]
     write_ops = {"slice": "XlaDynamicUpdateSlice", "strided": "TensorStridedSliceUpdate",
                  "scatter": "TensorScatterUpdate"}
-    cases = [("slice", False, "slice"), (None, False, "strided"), ("scatter", False, "scatter"), (None, True, "scatter")]
-    for writes, jit_compile, wanted in cases:
+    # (writes asked, XLA, writes made, bands by default)
+    cases = [("slice", False, "slice", True), (None, False, "strided", False), ("scatter", False, "scatter", True),
+             (None, True, "scatter", False)]
+    opened = []
+    open_bands = incremental.Plan.open_bands
+    monkeypatch.setattr(incremental.Plan, "open_bands",
+                        lambda plan, values, row, banded=True: opened.append(banded) or open_bands(plan, values, row, banded))
+    loops = {}
+    for writes, jit_compile, wanted, bands in cases:
         # TFLite's graph, the SavedModel's (the default without XLA), one with scatters, the in-process XLA
         # sampler's (traced, not compiled; scatters by default, which XLA updates in place)
+        opened.clear()
         loop = cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile, writes=writes)
         graph_def = loop.get_concrete_function(*specs).graph.as_graph_def()
         assert _repeated_index_ops(graph_def) == 0
+        # bands only where a write copies what it writes into (TFLite's, scatters without XLA)
+        assert opened and set(opened) == {bands}, (writes, jit_compile, set(opened))
         # every cache write is of the kind asked for
-        ops = {n.op for nodes in [graph_def.node] + [f.node_def for f in graph_def.library.function] for n in nodes}
+        nodes = [n for ns in [graph_def.node] + [f.node_def for f in graph_def.library.function] for n in ns]
+        ops = {n.op for n in nodes}
         wanted = write_ops[wanted]
         assert wanted in ops and not (set(write_ops.values()) - {wanted}) & ops, (writes, ops & set(write_ops.values()))
+        # PixelSNAIL's per-head products: einsums under XLA only (without it they transposed whole caches)
+        if architecture == "pixelsnail":
+            assert ("Einsum" in ops) == jit_compile, (writes, jit_compile)
+        loops[writes, jit_compile] = sum(n.op in ("While", "StatelessWhile") for n in nodes)
+    # Without XLA, banded or not, PixelCNN++'s loops are unrolled by its factor-2 grid (`_grid_period`): a row
+    # loop step runs an even row's column loop (two pixels a step) and an odd row's, where XLA's runs one.
+    assert loops[None, False] == loops["slice", False] == loops[None, True] + (architecture == "pixelcnn_pp"), loops
 
 
 @pytest.mark.parametrize("block", [False, True])

@@ -247,7 +247,7 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path, monkeypatch):
             str(tmp_path / "second"), verbose=0)
     assert not (tmp_path / "second").exists()
     # Trained in half precision, the message names float32 as a way out (and a float32 run's does not).
-    with pytest.raises(callbacks_lib.TrainingDiverged, match=r"--learning-rate, train in float32 \(--mixed-precision off\) or"):
+    with pytest.raises(callbacks_lib.TrainingDiverged, match=r"--learning-rate, train in float32 \(--mixed-precision off, into a new --out\) or"):
         fit(TrainConfig(epochs=1, steps_per_epoch=1, mixed_precision="bf16", **TINY), str(tmp_path / "bf16"), verbose=0)
     kpixel = os.path.join(os.path.dirname(sys.executable), "kpixel")
     for args in (["sample", str(tmp_path), "--out", str(tmp_path / "g.png")], ["evaluate", str(tmp_path)],

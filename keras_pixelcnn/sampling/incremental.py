@@ -75,7 +75,7 @@ class _Tensor:
     # Whether values are kept for later steps; a pixel tensor read only at its own
     # pixel by pointwise layers lives for one step ("transient").
     cached: bool = True
-    # Read whole at every pixel step (attention's keys and values, `attention_rule`): the column
+    # Read whole at every pixel step (attention's keys and values, `attention_rule`): a banded column
     # loop gets the cache as it was at the row's start, read-only, besides the band it writes.
     whole: bool = False
 
@@ -238,7 +238,8 @@ class Plan:
         a row-phase cache, which pixel steps only read, its row r. Only bands, and the whole
         caches of tensors marked `whole` (attention's keys and values, read in place), enter
         the column loop: every loop variable costs ops at every step, and TFLite's WHILE may
-        copy a loop input at every step. `banded=False` keeps whole caches (XLA writes in place).
+        copy a loop input at every step. `banded=False` keeps whole caches (XLA's scatters and the
+        executor's strided updates write in place).
         """
         if not banded:
             return values.fork()

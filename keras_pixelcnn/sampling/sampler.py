@@ -255,9 +255,9 @@ def naive_loop(model):
 
 
 def _grid_period(plan):
-    """The smallest down-sampling factor of `plan` (1 for none): the period of a banded sampler's unrolled loops.
+    """The smallest down-sampling factor of `plan` (1 for none): the period of the unrolled loops without XLA.
 
-    A banded sampler runs that many image rows per step of its row loop and, in the rows of
+    A sampler without XLA (banded or not) runs that many image rows per step of its row loop and, in the rows of
     the grid, that many pixels per step of its column loop, so that it knows as the graph is
     built where that factor's runs are computed (`_pixel_grid`): a `tf.cond` per run and pixel
     step passed every input of the run through a Switch in TensorFlow's executor, and was an IF
@@ -302,7 +302,8 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
             scatter without XLA) then copies a band instead of a cache. Default: for those
             writes only. XLA's scatters and the executor's strided updates write in place,
             and whole caches spare the bands' slicing and row write-backs (the SavedModel's
-            sampler: 3-18% faster at batch 16, `benchmarks/export_sampling.py`).
+            sampler at batch 16: 4-18% faster for PixelCNN, Diagonal BiLSTM, PixelSNAIL and
+            PixelCNN++, measured in one process; README, "Export and serving").
             Without XLA, when the image's height and width are multiples of the finest
             down-sampling factor, the row loop and the column loops of that factor's grid rows
             run that many rows and pixels per step, unrolled (`_grid_period`), banded or not.

@@ -211,9 +211,10 @@ class Values:
     def whole(self, tensor):
         """A cache's image part `(B, h, w, K)`: final up to the row before the current one.
 
-        Inside an image row it is the cache as the row opened (`Plan.open_bands`, for
-        tensors marked `whole`), so reading it copies nothing and the pixel writes go to
-        the band; the current row is read from the band (`window`).
+        Inside an image row of a banded loop it is the cache as the row opened (`Plan.open_bands`,
+        for tensors marked `whole`), so reading it copies nothing and the pixel writes go to
+        the band; the current row is read from the band (`window`). With whole caches it is the
+        cache being written: the rows at and below the current one are masked by its reader.
         """
         top, _, left, _ = tensor.pad
         cache = self.caches.get((tensor.key, "whole"), self.caches[(tensor.key, None)])

@@ -202,7 +202,7 @@ def finish(run_dir, status, nan_stop, write=True):
         # PixelCNN++ in bfloat16 under JAX on an H200 (the GPU default) diverged at batch 5-6; float32 did not
         half = keras.config.dtype_policy().compute_dtype != "float32"
         raise TrainingDiverged(f"Training stopped: the {nan_stop.what} became {value} at epoch {epoch}, batch {batch}; "
-                               "lower --learning-rate" + (", train in float32 (--mixed-precision off)" if half else "")
+                               "lower --learning-rate" + (", train in float32 (--mixed-precision off, into a new --out)" if half else "")
                                + " or check the data")
     if write:
         status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
