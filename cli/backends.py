@@ -10,6 +10,7 @@ traceback.
 import importlib.util
 import json
 import os
+import sys
 
 import click
 
@@ -44,8 +45,24 @@ def configured_backend():
     return os.environ.get("KERAS_BACKEND") or (backend if isinstance(backend, str) else "tensorflow")
 
 
+def loaded_backend():
+    """Keras' backend: asked of Keras once it is imported (importing TensorFlow imports it), else `configured_backend`."""
+    return sys.modules["keras"].backend.backend() if "keras" in sys.modules else configured_backend()
+
+
+def restart_on(backend):
+    """Run this kpixel command again as a new program whose Keras loads `backend` (KERAS_BACKEND)."""
+    from keras_pixelcnn.cli import quiet
+
+    # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
+    env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
+    quiet.stop_filter()  # the new program writes to the real stderr
+    os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
+
+
 def check_installed(command, backend=None):
-    """Raise a UsageError naming what `kpixel COMMAND` needs and lacks.
+    """Raise a UsageError naming what `kpixel COMMAND` needs and lacks; run every command but fit and
+    architectures on TensorFlow, restarting it there when Keras' backend is another (KERAS_BACKEND=jax).
 
     `backend`: fit's `--backend` (None: the configured one). Without TensorFlow, only fit on JAX and
     `architectures` (with Keras' backend set to JAX) run.
@@ -57,9 +74,15 @@ def check_installed(command, backend=None):
             raise click.UsageError(f"kpixel fit on the {backend} backend needs {backend}, which is not installed: "
                                    f"{INSTALL[backend]}{hint}")
         return
-    if command != "architectures" and not installed("tensorflow"):  # data pipelines, samplers, exporters
-        raise click.UsageError(f"kpixel {command} needs TensorFlow, which is not installed: {INSTALL['tensorflow']}; "
-                               "without it, only kpixel fit --backend jax (and architectures) run")
+    if command != "architectures":  # the data pipelines, samplers and exporters are TensorFlow's
+        if not installed("tensorflow"):
+            raise click.UsageError(f"kpixel {command} needs TensorFlow, which is not installed: {INSTALL['tensorflow']}; "
+                                   "without it, only kpixel fit --backend jax (and architectures) run")
+        if loaded_backend() != "tensorflow":
+            # With KERAS_BACKEND=jax the model ran on JAX inside a tf.function ("Cannot convert a symbolic
+            # tf.Tensor"); a .keras file of either backend loads in TensorFlow.
+            restart_on("tensorflow")
+        return
     backend = configured_backend()
     if backend in INSTALL and not installed(backend):
         raise click.UsageError(f"kpixel {command} needs Keras' backend {backend} (KERAS_BACKEND or keras.json), which "

@@ -6,7 +6,7 @@ import sys
 import click
 
 from keras_pixelcnn.cli import quiet
-from keras_pixelcnn.cli.backends import configured_backend
+from keras_pixelcnn.cli.backends import loaded_backend, restart_on
 from keras_pixelcnn.cli.errors import user_errors
 
 # Flags map one-to-one onto TrainConfig fields; None means "not given".
@@ -91,13 +91,8 @@ def _config(run_dir, config_file, flags):
 @_with_options
 def fit(run_dir, config_file, backend, coordinator, num_processes, process_id, **flags):
     """Train a model into RUN_DIR (--out); re-running the same command resumes it, a larger --epochs trains it longer."""
-    # Keras is imported by then when TensorFlow is (TensorFlow imports it): ask it, else read its configuration.
-    current = sys.modules["keras"].backend.backend() if "keras" in sys.modules else configured_backend()
-    if backend is not None and backend != current:  # (installed: `check_installed`)
-        # PYTHONSAFEPATH: the working directory (a source checkout) must not shadow the package.
-        env = dict(os.environ, KERAS_BACKEND=backend, PYTHONSAFEPATH="1")
-        quiet.stop_filter()  # the new program writes to the real stderr
-        os.execve(sys.executable, [sys.executable, "-m", "keras_pixelcnn.cli.main", *sys.argv[1:]], env)
+    if backend is not None and backend != loaded_backend():  # (installed: `check_installed`)
+        restart_on(backend)
 
     import keras
 

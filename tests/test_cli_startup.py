@@ -354,3 +354,25 @@ def test_the_configured_backend_is_the_one_keras_loads(tmp_path):
                                 env=env, cwd=cwd)
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.split()[-2:] == [want, want], (changes, result.stdout)
+
+
+def test_with_keras_backend_jax_the_tensorflow_commands_run_on_tensorflow(tmp_path, kpixel):
+    """KERAS_BACKEND=jax in the environment (as for `fit --backend jax` runs) and TensorFlow installed: `kpixel
+    sample` ran the model on JAX inside its tf.function ("Cannot convert a symbolic tf.Tensor", a traceback).
+    The commands that sample, score or export restart on TensorFlow and draw the same images."""
+    pytest.importorskip("jax")
+    import keras_pixelcnn as kp
+    from keras_pixelcnn.training import TrainConfig
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(TrainConfig(image_size=4, filters=4, num_layers=1).to_dict()))
+    kp.build_model("pixelcnn", (4, 4, 1), filters=4, num_layers=1).save(run / "best.keras")
+    drawn = {}
+    for backend in ("tensorflow", "jax"):
+        result = subprocess.run([*kpixel, "sample", str(run), "--num", "3", "--out", str(tmp_path / f"{backend}.png"),
+                                 "--npy", str(tmp_path / f"{backend}.npy")], capture_output=True, text=True,
+                                timeout=300, env=_environment(KERAS_BACKEND=backend, JAX_PLATFORMS="cpu"))
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        drawn[backend] = np.load(tmp_path / f"{backend}.npy")
+    np.testing.assert_array_equal(drawn["jax"], drawn["tensorflow"])
