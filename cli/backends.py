@@ -1,10 +1,9 @@
 """Which packages a command needs, checked before anything imports Keras: a missing one is an `Error:` line.
 
 `pip install 'keras-pixelcnn[jax]'` installs no TensorFlow. There, `kpixel fit --backend jax`
-trains (IDX and folder data need no TensorFlow), `architectures` lists with KERAS_BACKEND=jax, and every
-other command needs TensorFlow:
-importing Keras with its default backend, or TensorFlow itself, was a ModuleNotFoundError
-traceback.
+trains (IDX and folder data need no TensorFlow), `architectures` lists with KERAS_BACKEND=jax,
+and every other command needs TensorFlow: importing Keras with its default backend, or
+TensorFlow itself, was a ModuleNotFoundError traceback.
 """
 
 import importlib.util
@@ -46,7 +45,8 @@ def configured_backend():
 
 
 def loaded_backend():
-    """Keras' backend: asked of Keras once it is imported (importing TensorFlow imports it), else `configured_backend`."""
+    """Keras' backend: asked of Keras once it is imported (importing TensorFlow imports it), else
+    `configured_backend`."""
     return sys.modules["keras"].backend.backend() if "keras" in sys.modules else configured_backend()
 
 
@@ -76,8 +76,9 @@ def check_installed(command, backend=None):
         return
     if command != "architectures":  # the data pipelines, samplers and exporters are TensorFlow's
         if not installed("tensorflow"):
-            raise click.UsageError(f"kpixel {command} needs TensorFlow, which is not installed: {INSTALL['tensorflow']}; "
-                                   "without it, only kpixel fit --backend jax (and architectures) run")
+            raise click.UsageError(f"kpixel {command} needs TensorFlow, which is not installed: "
+                                   f"{INSTALL['tensorflow']}; without it, only kpixel fit --backend jax "
+                                   "(and architectures) run")
         if loaded_backend() != "tensorflow":
             # With KERAS_BACKEND=jax the model ran on JAX inside a tf.function ("Cannot convert a symbolic
             # tf.Tensor"); a .keras file of either backend loads in TensorFlow.

@@ -51,7 +51,8 @@ class _CausalAttention(_Rule):
         above = [tf.reshape(values.whole(t), (-1, height * width, t.depth)) for t in (keys, vals)]
         current = [tf.reshape(values.window(t, row, 1, 0, width), (-1, width, t.depth)) for t in (keys, vals)]
         q = values.at(query, row, col)
-        products = _BlockProducts if values.origins or values.plan.strided_writes else _EinsumProducts  # bands, or strided writes: no XLA
+        # bands, or strided writes: no XLA
+        products = _BlockProducts if values.origins or values.plan.strided_writes else _EinsumProducts
         logits = tf.concat([products.logits(q, k, heads) for k in (above[0], current[0])], axis=-1)
         logits = logits * tf.cast(1.0 / np.sqrt(query.depth // heads), logits.dtype)
         allowed = tf.concat([tf.range(height * width) < row * width, tf.range(width) < col], axis=0)

@@ -201,9 +201,9 @@ def finish(run_dir, status, nan_stop, write=True):
             write_json(os.path.join(run_dir, "run.json"), status)
         # PixelCNN++ in bfloat16 under JAX on an H200 (the GPU default) diverged at batch 5-6; float32 did not
         half = keras.config.dtype_policy().compute_dtype != "float32"
+        float32 = ", train in float32 (--mixed-precision off, into a new --out)" if half else ""
         raise TrainingDiverged(f"Training stopped: the {nan_stop.what} became {value} at epoch {epoch}, batch {batch}; "
-                               "lower --learning-rate" + (", train in float32 (--mixed-precision off, into a new --out)" if half else "")
-                               + " or check the data")
+                               f"lower --learning-rate{float32} or check the data")
     if write:
         status.update(completed=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         write_json(os.path.join(run_dir, "run.json"), status)
