@@ -10,17 +10,18 @@ _TINY_LAYERS = {"pixelcnn_pp": 1, "pixelsnail": 1}
 _TINY_OPTIONS = {"pixelsnail": {"num_resnets": 1}}
 
 
-def tiny_model(architecture, channels, num_classes=None, size=4, seed=0):
-    """A small freshly initialised model for property tests (filters 8 per colour channel)."""
+def tiny_model(architecture, channels, num_classes=None, size=4, seed=0, **options):
+    """A small freshly initialised model for property tests (filters 8 per colour channel); `options`
+    override the architecture's hyperparameters."""
     import keras_pixelcnn as kp
 
     keras.utils.set_random_seed(seed)
     shape = size if isinstance(size, tuple) else (size, size)
     return kp.build_model(architecture, shape + (channels,), num_classes=num_classes, filters=8 * channels,
-                          num_layers=_TINY_LAYERS.get(architecture, 2), **_TINY_OPTIONS.get(architecture, {}))
+                          num_layers=_TINY_LAYERS.get(architecture, 2), **{**_TINY_OPTIONS.get(architecture, {}), **options})
 
 
-def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0, seed=0):
+def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0, seed=0, **options):
     """A tiny model whose conditionals are far from uniform (entropy ~1-3 nats), for tests that must
     tell distributions apart: near-uniform logits hide wrong noise, wrong channels and ignored labels.
 
@@ -32,7 +33,7 @@ def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0,
 
     import keras_pixelcnn as kp
 
-    model = tiny_model(architecture, channels, num_classes=num_classes, size=size, seed=seed)
+    model = tiny_model(architecture, channels, num_classes=num_classes, size=size, seed=seed, **options)
     head = model.layers[-2]  # the layer whose outputs are the distribution's parameters
     kernel, bias = head.get_weights()
     rng = np.random.default_rng(7)

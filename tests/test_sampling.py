@@ -13,6 +13,8 @@ from keras_pixelcnn.distributions import NOISE_SIZE
 from keras_pixelcnn.sampling import incremental, sampler
 from keras_pixelcnn.sampling import cached_loop, complete, image_seeds, naive_loop, sample, sampling_noise
 
+# The architectures whose loop without XLA is the wavefront (`sampling.wavefront`)
+WAVEFRONT = ("pixelcnn", "row_lstm")
 CASES = [
     (architecture, channels, num_classes)
     for architecture in kp.ARCHITECTURES
@@ -56,11 +58,85 @@ def test_loops_without_xla_draw_the_naive_images(architecture):
     args = (sampling_noise(image_seeds(5, 0, 2), (8, 12, 3)), known, mask, tf.constant([0, 2]), tf.constant(1.0))
     naive = naive_loop(model)(*args).numpy()
     assert len(np.unique(naive[~mask.numpy()])) > 20  # drawn, not constant
-    for writes, banded in [("strided", False), ("strided", True), ("scatter", True)]:
-        loop = cached_loop(model, jit_compile=False, banded=banded, frozen=True, writes=writes)
+    # PixelCNN's and Row LSTM's default is the wavefront (`sampling.wavefront`, its own test); their
+    # pixel-by-pixel loop too
+    cases = [("strided", False), ("strided", True), ("scatter", True)]
+    for writes, banded in cases + ([("strided", "pixel by pixel")] if architecture in WAVEFRONT else []):
+        loop = cached_loop(model, jit_compile=False, banded=banded is True, frozen=True, writes=writes,
+                           wavefront=False if banded == "pixel by pixel" else None)
         np.testing.assert_array_equal(loop(*args).numpy(), naive, err_msg=f"{writes}, banded={banded}")
     with pytest.raises(ValueError, match="without XLA"):
         cached_loop(model, jit_compile=True, writes="strided")
+
+
+def _least_lag(dependencies, height, width, channels):
+    """The least lag L such that every pixel is drawn at a later step `c + L * r` than each pixel its
+    conditionals move with (`dependency_matrix`, sub-pixels in raster order), from the measured matrix."""
+    lag = 1
+    for k, j in zip(*np.nonzero(dependencies)):
+        (rk, ck), (rj, cj) = divmod(k // channels, width), divmod(j // channels, width)
+        if rj < rk:
+            lag = max(lag, (cj - ck) // (rk - rj) + 1)
+    return lag
+
+
+@pytest.mark.parametrize("architecture, stem, kernel", [
+    ("pixelcnn", 7, 3), ("pixelcnn", 3, 5), ("pixelcnn", 3, 3), ("row_lstm", 3, 5)])
+def test_the_wavefront_loop_draws_the_naive_images_at_the_least_lag_the_dependencies_allow(architecture, stem, kernel):
+    """The loop without XLA (the SavedModel's) of PixelCNN and Row LSTM draws a pixel per row at once,
+    pixel (r, c) at step c + lag * r (`sampling.wavefront`). Its lag is the least that the model's
+    measured dependencies allow (`causality.dependency_matrix`, an independent measure), and it draws the
+    naive images: colour, conditional, half the sub-pixels known, at a width that is a multiple of the
+    lag and one that is not (lanes right of the image).
+
+    Where PixelCNN's stem sets the lag, one lag less reads image pixels before they are drawn: other
+    images (the farthest tap of each row above is made strong, so that reading it as 0 moves the draws).
+    With a wider later kernel (3, 5) the lag is conservative: a read at the same step of a layer that
+    every lane computed earlier in that step is already right. The Row LSTM's state of the row above is
+    a tanh: reading it before it is written barely moves a draw, so only its lag is checked."""
+    from keras_pixelcnn.causality import dependency_matrix
+    from keras_pixelcnn.layers.masked_conv import MaskedConv2D
+    from keras_pixelcnn.sampling import wavefront
+
+    rng = np.random.default_rng(3)
+    for size in [(5, 8), (6, 7)]:
+        model = peaked_model(architecture, 3, size=size, seed=1, stem_kernel_size=stem, kernel_size=kernel)
+        for layer in model.layers:
+            if isinstance(layer, MaskedConv2D) and layer.kernel_size[0] > 1:
+                kernel_weights, *rest = layer.get_weights()
+                kh, kw = layer.kernel_size
+                kernel_weights[kh // 2 - 1, kw - 1] *= 30
+                layer.set_weights([kernel_weights] + rest)
+        lag = wavefront.wavefront_lag(incremental.Plan(model, writes="strided"))
+        if size == (5, 8):
+            measured = _least_lag(dependency_matrix(model, rng.integers(0, 256, size + (3,)), labels=1), *size, 3)
+            assert lag == measured == max(stem // 2, kernel // 2) + 1, (lag, measured)
+        known = tf.constant(rng.integers(0, 256, (2,) + size + (3,)), tf.int32)
+        mask = tf.constant(rng.random((2,) + size + (3,)) < 0.5)
+        args = (sampling_noise(image_seeds(5, 0, 2), size + (3,)), known, mask, tf.constant([0, 2]), tf.constant(1.0))
+        naive = naive_loop(model)(*args).numpy()
+        assert len(np.unique(naive[~mask.numpy()])) > 20  # drawn, not constant
+        loop = cached_loop(model, jit_compile=False, frozen=True)
+        np.testing.assert_array_equal(loop(*args).numpy(), naive, err_msg=f"{size}")
+        if architecture == "pixelcnn" and stem >= kernel:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(sampler, "wavefront_lag", lambda plan: lag - 1)
+                assert (cached_loop(model, jit_compile=False, frozen=True)(*args).numpy() != naive).mean() > 0.02
+
+
+@pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
+def test_only_models_computed_pixel_by_pixel_take_the_wavefront(architecture):
+    """The wavefront needs every tensor computed pixel by pixel at full resolution by rules that know their
+    reach; the other architectures (vertical stacks, right-to-left LSTMs, down-sampled streams, attention)
+    keep the pixel-by-pixel loop, and asking them for a wavefront is refused."""
+    from keras_pixelcnn.sampling import wavefront
+
+    model = tiny_model(architecture, 1)
+    lag = wavefront.wavefront_lag(incremental.Plan(model, writes="strided"))
+    assert (lag is not None) == (architecture in WAVEFRONT), lag
+    if lag is None:
+        with pytest.raises(ValueError, match="wavefront"):
+            cached_loop(model, jit_compile=False, wavefront=True)
 
 
 def _plan_of_factors(*factors):
@@ -125,8 +201,10 @@ def test_a_traced_sampling_loop_makes_each_index_once_and_writes_as_asked(archit
         loop = cached_loop(model, jit_compile=jit_compile, frozen=not jit_compile, writes=writes)
         graph_def = loop.get_concrete_function(*specs).graph.as_graph_def()
         assert _repeated_index_ops(graph_def) == 0
-        # bands only where a write copies what it writes into (TFLite's, scatters without XLA)
-        assert opened and set(opened) == {bands}, (writes, jit_compile, set(opened))
+        # bands only where a write copies what it writes into (TFLite's, scatters without XLA); PixelCNN's and
+        # Row LSTM's SavedModel loop is the wavefront, whose skewed caches are whole
+        wave = architecture in WAVEFRONT and wanted == "strided"
+        assert not opened if wave else opened and set(opened) == {bands}, (writes, jit_compile, set(opened))
         # every cache write is of the kind asked for
         nodes = [n for ns in [graph_def.node] + [f.node_def for f in graph_def.library.function] for n in ns]
         ops = {n.op for n in nodes}
@@ -138,7 +216,11 @@ def test_a_traced_sampling_loop_makes_each_index_once_and_writes_as_asked(archit
         loops[writes, jit_compile] = sum(n.op in ("While", "StatelessWhile") for n in nodes)
     # Without XLA, banded or not, PixelCNN++'s loops are unrolled by its factor-2 grid (`_grid_period`): a row
     # loop step runs an even row's column loop (two pixels a step) and an odd row's, where XLA's runs one.
-    assert loops[None, False] == loops["slice", False] == loops[None, True] + (architecture == "pixelcnn_pp"), loops
+    # The wavefront is one loop over its steps, where the others have a row loop and a column loop.
+    if architecture in WAVEFRONT:
+        assert loops[None, False] == 1 and loops["slice", False] == loops[None, True] == 2, loops
+    else:
+        assert loops[None, False] == loops["slice", False] == loops[None, True] + (architecture == "pixelcnn_pp"), loops
 
 
 @pytest.mark.parametrize("block", [False, True])

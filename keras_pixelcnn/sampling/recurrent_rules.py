@@ -37,6 +37,9 @@ class _RowLSTM(_Rule):
         # gate channels 4k .. 4k + 3 make feature k
         return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
 
+    def wavefront_reach(self):
+        return self.layer.kernel_size // 2  # h of row r - 1 at j + k//2
+
     def prepare(self):
         # (k, F, 4F) -> (k * F, 4F)
         return _read(self.layer, state=tf.reshape(self.layer.state_kernel, (-1, self.layer.state_kernel.shape[-1])))

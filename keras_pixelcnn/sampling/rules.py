@@ -61,7 +61,7 @@ def _dense(layer, x, weights, kernel="kernel"):
     free batch size, and the TF executor that runs an exported sampler costs per op, not per flop.
     """
     kernel = weights[kernel]
-    spatial = x.shape[1:-1]
+    spatial = tuple(x.shape[1:-1])  # a TensorShape of rank 0 is truthy: a pixel was reshaped to a matrix and back
     if spatial:  # (B, h, w, in) -> (B * h * w, in)
         x = tf.reshape(x, (-1, kernel.shape[0]))
     y = tf.matmul(x, kernel)  # (N, in) x (in, F) -> (N, F)
@@ -69,7 +69,7 @@ def _dense(layer, x, weights, kernel="kernel"):
         y = tf.nn.bias_add(y, weights["bias"])  # a BiasAdd, which oneDNN fuses into the MatMul
     y = layer.activation(y)
     # (B * h * w, F) -> (B, h, w, F)
-    return tf.reshape(y, (-1,) + tuple(spatial) + (kernel.shape[1],)) if spatial else y
+    return tf.reshape(y, (-1,) + spatial + (kernel.shape[1],)) if spatial else y
 
 
 def _read(layer, **tensors):
@@ -111,6 +111,11 @@ class _Rule:
         `Values.weights(rule)` gives them to `pixel` and `row`.
         """
         return {}
+
+    def wavefront_reach(self):
+        """The most columns right of its pixel that `pixel` reads, per row above (a read `dy < 0` rows
+        down and `dx` right: `dx // -dy`), or None when it cannot run in `sampling.wavefront`'s lanes."""
+        return None
 
     def pixel(self, values, row, col):
         raise NotCacheable(f"Layer {self.layer.name!r} has no per-pixel rule")
@@ -177,6 +182,9 @@ class _Pointwise(_Rule):
             return _dense(layer, args[0], weights)
         return layer(args if self.many else args[0])
 
+    def wavefront_reach(self):
+        return 0
+
     def pixel(self, values, row, col):
         return self._call([values.at(t, row, col) for t in self.inputs], values.weights(self))
 
@@ -219,6 +227,11 @@ class _Conv(_Rule):
         kernel = self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
         # (rows, kw, in, F) -> (rows * kw * in, F)
         return _read(self.layer, kernel=kernel, matrix=tf.reshape(kernel, (-1, kernel.shape[-1])))
+
+    def wavefront_reach(self):
+        if self.layer.strides[0] != 1:
+            return None
+        return max([0] + [dx // -dy for dy, dx in self.taps if dy < 0])
 
     def pixel(self, values, row, col):
         stride = self.layer.strides[0]
@@ -265,6 +278,9 @@ class _ShiftRight(_Rule):
         source.need_pad(left=1)
         phase = "row" if source.phase == "row" else "pixel"
         _copy_shape(self.output, source, phase, source.ready if phase == "row" else None)
+
+    def wavefront_reach(self):
+        return 0
 
     def pixel(self, values, row, col):
         return values.vector(self.inputs[0], row, shifted(col, -1))

@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_pixelcnn.distributions import NOISE_SIZE, distribution_of, gumbel_noise
 from keras_pixelcnn.sampling.incremental import Plan, Values
 from keras_pixelcnn.sampling.values import index_memo, shifted, subpixel
+from keras_pixelcnn.sampling.wavefront import wavefront_lag, wavefront_loop
 from keras_pixelcnn.likelihood import check_batch_size, check_images, label_array, model_inputs
 from keras_pixelcnn.models.inference import inference_model
 from keras_pixelcnn.sampling.noise import NOISE_SEED_LIMIT, uniform_noise
@@ -291,7 +292,7 @@ def _pixel_grid(plan, period, row, col):
     return grid
 
 
-def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None):
+def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None, wavefront=None):
     """Like `naive_loop`, computing each layer at the new pixel only (`incremental.Plan`).
 
     Args:
@@ -314,6 +315,9 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
             (TensorFlow runs it only with XLA). Default: "scatter" with XLA, which updates them
             in place, "strided" without (TensorFlow's executor runs those in place).
 
+        wavefront: draw several pixels per step, one per row (`sampling.wavefront`): for strided
+            writes, the default where the model allows it (`wavefront_lag`).
+
     Raises:
         incremental.NotCacheable: for a model the planner cannot run.
     """
@@ -327,6 +331,17 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None)
     banded = not jit_compile and writes != "strided" if banded is None else banded
     weights = plan.frozen_weights() if frozen else None
     period = _grid_period(plan)
+    lag = wavefront_lag(plan) if writes == "strided" and wavefront is not False else None
+    if wavefront and lag is None:
+        raise ValueError("wavefront=True is for models wavefront_lag accepts, with writes='strided'")
+    if lag is not None:
+        lanes = wavefront_loop(plan, lag, distribution, _pick, weights)
+
+        def run_lanes(noise, known, known_mask, labels, temperature, greedy=False):
+            with index_memo():
+                return lanes(noise, known, known_mask, labels, temperature, greedy)
+
+        return tf.function(run_lanes, autograph=False)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         with index_memo():
