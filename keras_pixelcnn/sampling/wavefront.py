@@ -13,8 +13,9 @@ since every sub-pixel reads its own noise (`sampler.sampling_noise`).
 The caches are *skewed*: row `r` of a tensor is stored `lag * r` columns to the right of where it
 would be. A step's lanes then sit in one column of every cache, so a step writes each layer's
 pixels with one TensorStridedSliceUpdate (in place in the executor) and reads each row of a
-layer's window for all lanes with one slice. Lanes outside the image (at the first and last
-steps, and right of the last column) compute on whatever their windows hold, and write zeros.
+layer's window for all lanes with one slice. Lanes left or right of the image (at the
+first and last steps, and right of the last column) compute on whatever their windows hold, and
+write zeros.
 
 Only models whose every tensor is computed pixel by pixel at full resolution by layers whose rules
 know their reach (`wavefront_lag`: convolutions, pointwise layers, the Row LSTM) are sampled this
@@ -49,15 +50,18 @@ def wavefront_lag(plan):
 class _Layout:
     """Where pixel `(r, c)` of a tensor lies in its skewed cache: row `r + top`, column
     `c + left + lag * (r + top)`. One layout for every cache (the widest padding), so that the
-    reads and writes of all layers share their index vectors."""
+    reads and writes of all layers share their index vectors.
 
-    def __init__(self, tensors, lag, lanes, height, width):
-        pads = np.max([tensor.pad for tensor in tensors], axis=0)
-        # lanes reach lanes - 1 rows above the image (first steps) and below it (last steps), and
-        # columns up to lag * lanes - 1 (right of the image when W is not a multiple of the lag)
-        self.lag, self.top, self.left = lag, int(pads[0]) + lanes - 1, int(pads[2])
-        self.rows = self.top + height + lanes - 1
-        self.columns = self.left + max(width, lag * lanes) + int(pads[3]) + lag * (self.rows - 1)
+    A lane left or right of the image (`c < 0`, `c >= W`) lands left or right of its row's part of
+    the cache: no other row's pixels, and within the cache's columns (every read and write of step
+    `t` is at column `t + left + lag * top` plus a window's offset).
+    """
+
+    def __init__(self, tensors, lag, height, width):
+        top, _, left, right = np.max([tensor.pad for tensor in tensors], axis=0)
+        self.lag, self.top, self.left = lag, int(top), int(left)
+        self.rows = self.top + height
+        self.columns = self.left + width + int(right) + lag * (self.rows - 1)
 
     def offset(self, row, col):
         """`[0, row, column, 0]` of pixel `(row, col)` relative to lane 0's pixel `(r, c)` at step
@@ -118,7 +122,9 @@ class _LaneValues(Values):
                                           self._begin(row, col))
 
     def write_channel(self, tensor, row, col, channel, value):
-        """Store channel `channel` of each lane's pixel, `(B * lanes,)`."""
+        """Store channel `channel` of each lane's pixel, `(B * lanes,)`. The models read the image's
+        neighbours through a float copy (a pointwise layer), so its padding is never read; it is kept
+        at zeros all the same, for a layer that would read them."""
         key = (tensor.key, None)
         # (B * lanes,) -> (B, lanes, 1, 1)
         block = tf.reshape(value, (-1, self.lanes, 1, 1))
@@ -147,10 +153,10 @@ def wavefront_loop(plan, lag, distribution, pick, weights=None):
         weights: `plan.frozen_weights()`, or None to read the model's weights in the graph.
     """
     height, width, channels = plan.shape
-    lanes = -(-width // lag)
+    lanes = min(-(-width // lag), height)
     steps = width + lag * (height - 1)
     keys = plan.cache_keys()
-    layout = _Layout([plan.by_key[key] for key, _ in keys], lag, lanes, height, width)
+    layout = _Layout([plan.by_key[key] for key, _ in keys], lag, height, width)
     # pixel (r, c) of the image cache, flattened (rows * columns): where the drawn images are read after the loop
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
     drawn_at = ((rows + layout.top) * layout.columns + cols + layout.left + lag * (rows + layout.top)).reshape(-1)
@@ -171,10 +177,12 @@ def wavefront_loop(plan, lag, distribution, pick, weights=None):
                      for tensor in (known, known_mask) + (() if greedy else (gumbel_noise(noise),))]
 
         def body(step, caches):
-            row = step // lag - (lanes - 1)  # lane 0's pixel; lane j's is (row + j, col - lag * j)
-            col = step - lag * row
-            lane_rows, lane_cols = row + lane_index, col - lag * lane_index
-            inside = (lane_rows >= 0) & (lane_rows < height) & (lane_cols < width)
+            # lane 0's pixel (row, col); lane j's is (row + j, col - lag * j). Every pixel (r, c) of step
+            # t = c + lag * r lies in rows t // lag - lanes + 1 .. t // lag (c < lag * lanes), kept in the image
+            row = tf.clip_by_value(step // lag - (lanes - 1), 0, height - lanes)
+            lane_rows = row + lane_index
+            lane_cols = step - lag * lane_rows
+            inside = (lane_cols >= 0) & (lane_cols < width)
             base = tf.stack([0, row, step, 0])  # lane 0's [0, r, c + lag * r, 0]
             values = _LaneValues(plan, dict(zip(keys, caches)), globals_, layout, lanes, base,
                                  tf.reshape(inside, (1, lanes, 1, 1)))
