@@ -1,4 +1,4 @@
-"""Ops a pixel step of each exported sampler runs, by op type, through TF Serving's TF1 session loader.
+"""Ops a loop step of each exported sampler runs, by op type, through TF Serving's TF1 session loader.
 
     python benchmarks/export_ops.py [--architectures pixelcnn,gated_pixelcnn] [--top 8]
 
@@ -7,8 +7,9 @@ arithmetic (a 1x1 matmul costs about a reshape), so an exported sampler's speed 
 batch 1 is set by how many ops each pixel step runs. For every architecture
 (fresh models of `fresh_models.py`), it exports the default SavedModel, runs one
 `sample` request for one image with a full trace (`RunMetadata`) and prints the
-executed ops per pixel step (per sub-pixel: C per pixel; over the pixels the trace covers,
-all 28 x 28 unless the request runs more ops than a trace keeps), the loop plumbing among them
+executed ops per loop step (a pixel, or a wavefront's pixels: `sampling/wavefront.py`), the
+pixels a step draws, the ops per pixel (over the pixels the trace covers, all 28 x 28 unless the
+request runs more ops than a trace keeps), the loop plumbing among them
 (Merge, Switch, NextIteration, Enter, Exit, Identity, LoopCond) and the most frequent types.
 The timings in the trace are inflated by the tracing itself, so only counts are printed.
 """
@@ -38,13 +39,13 @@ _TRACE_LIMIT = 1 << 20
 
 def _executed_ops(path):
     """`(counts, draws)`: a Counter of the op types that one `sample` request for one image runs through
-    the TF1 session loader, and the sub-pixels they draw.
+    the TF1 session loader, and its draws.
 
     A trace keeps at most `_TRACE_LIMIT` ops, so a long request (PixelCNN++'s) is counted
-    over its first steps only. The sub-pixels drawn are its TopKV2 ops (the Gumbel-max draw,
-    one per sub-pixel, `distributions/base.py`): counting the loops' LoopCond ops no longer
-    works once a sampler unrolls its loops (PixelCNN++'s has a column loop for even rows, two
-    pixels per step, and one for odd rows).
+    over its first steps only. The draws are its TopKV2 ops (the Gumbel-max draw, one per channel
+    and loop step, `distributions/base.py`; a wavefront's step draws all its lanes at once):
+    counting the loops' LoopCond ops no longer works once a sampler unrolls its loops
+    (PixelCNN++'s has a column loop for even rows, two pixels per step, and one for odd rows).
     """
     session, signature = session_signature(path, "sample")
     feed = {signature.inputs["seed"].name: np.zeros(1, np.int64)}
@@ -71,19 +72,25 @@ def main():
     parser.add_argument("--pixelcnn-pp-filters", type=int, default=32, help=PIXELCNN_PP_FILTERS_HELP)
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
-    print("| model | ops per pixel step | of which loop plumbing | most frequent (per step) |")
-    print("|---|---:|---:|---|")
+    print("| model | ops per loop step | pixels per step | ops per pixel | of which loop plumbing (per step) "
+          "| most frequent (per step) |")
+    print("|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as directory:
         for model in export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters):
-            counts, steps = _executed_ops(export_savedmodel(model, directory, model.name, 1))
-            pixels = steps // model.inputs[0].shape[-1]
+            counts, draws = _executed_ops(export_savedmodel(model, directory, model.name, 1))
+            height, width, channels = model.inputs[0].shape[1:]
+            # a draw per channel and step: a step draws one pixel, or one per lane of a wavefront (its lanes
+            # outside the image too); a truncated trace is PixelCNN++'s, one pixel per step
+            steps = draws // channels
             total = sum(counts.values())
+            pixels = height * width if total < _TRACE_LIMIT else steps
             plumbing = sum(counts[op] for op in _PLUMBING)
             top = ", ".join(f"{op} {count / steps:.1f}" for op, count in counts.most_common(args.top))
             name = model.name
             if total >= _TRACE_LIMIT:
-                name += f" (first {pixels} of {np.prod(model.inputs[0].shape[1:3])} pixels: the trace keeps {total} ops)"
-            print(f"| {name} | {total / steps:.0f} | {plumbing / steps:.0f} | {top} |", flush=True)
+                name += f" (first {pixels} of {height * width} pixels: the trace keeps {total} ops)"
+            print(f"| {name} | {total / steps:.0f} | {pixels / steps:.1f} | {total / pixels:.0f} | "
+                  f"{plumbing / steps:.0f} | {top} |", flush=True)
 
 
 if __name__ == "__main__":

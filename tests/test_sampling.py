@@ -87,7 +87,7 @@ def test_the_wavefront_loop_draws_the_naive_images_at_the_least_lag_the_dependen
     pixel (r, c) at step c + lag * r (`sampling.wavefront`). Its lag is the least that the model's
     measured dependencies allow (`causality.dependency_matrix`, an independent measure), and it draws the
     naive images: colour, conditional, half the sub-pixels known, at a width that is a multiple of the
-    lag and one that is not (lanes right of the image).
+    lag and one that is not (lanes right of the image), and at 3 rows for more lanes than that.
 
     Where PixelCNN's stem sets the lag, one lag less reads image pixels before they are drawn: other
     images (the farthest tap of each row above is made strong, so that reading it as 0 moves the draws).
@@ -99,7 +99,7 @@ def test_the_wavefront_loop_draws_the_naive_images_at_the_least_lag_the_dependen
     from keras_pixelcnn.sampling import wavefront
 
     rng = np.random.default_rng(3)
-    for size in [(5, 8), (6, 7)]:
+    for size in [(5, 8), (6, 7), (3, 13)]:
         model = peaked_model(architecture, 3, size=size, seed=1, stem_kernel_size=stem, kernel_size=kernel)
         for layer in model.layers:
             if isinstance(layer, MaskedConv2D) and layer.kernel_size[0] > 1:
