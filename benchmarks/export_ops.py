@@ -1,4 +1,4 @@
-"""Ops a loop step of each exported sampler runs, by op type, through TF Serving's TF1 session loader.
+"""Ops a draw step of each exported sampler runs, by op type, through TF Serving's TF1 session loader.
 
     python benchmarks/export_ops.py [--architectures pixelcnn,gated_pixelcnn] [--top 8]
 
@@ -7,7 +7,7 @@ arithmetic (a 1x1 matmul costs about a reshape), so an exported sampler's speed 
 batch 1 is set by how many ops each pixel step runs. For every architecture
 (fresh models of `fresh_models.py`), it exports the default SavedModel, runs one
 `sample` request for one image with a full trace (`RunMetadata`) and prints the
-executed ops per loop step (a pixel, or a wavefront's pixels: `sampling/wavefront.py`), the
+executed ops per draw step (one pixel, or a wavefront's pixels: `sampling/wavefront.py`), the
 pixels a step draws, the ops per pixel (over the pixels the trace covers, all 28 x 28 unless the
 request runs more ops than a trace keeps), the loop plumbing among them
 (Merge, Switch, NextIteration, Enter, Exit, Identity, LoopCond) and the most frequent types.
@@ -72,15 +72,16 @@ def main():
     parser.add_argument("--pixelcnn-pp-filters", type=int, default=32, help=PIXELCNN_PP_FILTERS_HELP)
     parser.add_argument("--top", type=int, default=8)
     args = parser.parse_args()
-    print("| model | ops per loop step | pixels per step | ops per pixel | of which loop plumbing (per step) "
+    print("| model | ops per draw step | pixels per step | ops per pixel | of which loop plumbing (per step) "
           "| most frequent (per step) |")
     print("|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as directory:
         for model in export_models(args.architectures.split(","), pixelcnn_pp_filters=args.pixelcnn_pp_filters):
             counts, draws = _executed_ops(export_savedmodel(model, directory, model.name, 1))
             height, width, channels = model.inputs[0].shape[1:]
-            # a draw per channel and step: a step draws one pixel, or one per lane of a wavefront (its lanes
-            # outside the image too); a truncated trace is PixelCNN++'s, one pixel per step
+            # a draw per channel and draw step: a step draws one pixel, or one per lane of a wavefront (its
+            # lanes outside the image too); an unrolled loop runs several steps per iteration (PixelCNN++'s
+            # two in even rows); a truncated trace is PixelCNN++'s, one pixel per step
             steps = draws // channels
             total = sum(counts.values())
             pixels = height * width if total < _TRACE_LIMIT else steps

@@ -59,7 +59,7 @@ def test_loops_without_xla_draw_the_naive_images(architecture):
     naive = naive_loop(model)(*args).numpy()
     assert len(np.unique(naive[~mask.numpy()])) > 20  # drawn, not constant
     # PixelCNN's and Row LSTM's default is the wavefront (`sampling.wavefront`, its own test); their
-    # pixel-by-pixel loop too
+    # pixel-by-pixel loop too (asking for bands also gives it)
     cases = [("strided", False), ("strided", True), ("scatter", True)]
     for writes, banded in cases + ([("strided", "pixel by pixel")] if architecture in WAVEFRONT else []):
         loop = cached_loop(model, jit_compile=False, banded=banded is True, frozen=True, writes=writes,
@@ -86,14 +86,15 @@ def test_the_wavefront_loop_draws_the_naive_images_at_the_least_lag_the_dependen
     """The loop without XLA (the SavedModel's) of PixelCNN and Row LSTM draws a pixel per row at once,
     pixel (r, c) at step c + lag * r (`sampling.wavefront`). Its lag is the least that the model's
     measured dependencies allow (`causality.dependency_matrix`, an independent measure), and it draws the
-    naive images: colour, conditional, half the sub-pixels known, at a width that is a multiple of the
-    lag and one that is not (lanes right of the image), and at 3 rows for more lanes than that.
+    naive images: colour, conditional, half the sub-pixels known, a temperature per image, at a width that
+    is a multiple of the lag and one that is not (lanes right of the image), and at 3 rows for more lanes
+    than that; and greedily.
 
     Where PixelCNN's stem sets the lag, one lag less reads image pixels before they are drawn: other
     images (the farthest tap of each row above is made strong, so that reading it as 0 moves the draws).
-    With a wider later kernel (3, 5) the lag is conservative: a read at the same step of a layer that
-    every lane computed earlier in that step is already right. The Row LSTM's state of the row above is
-    a tanh: reading it before it is written barely moves a draw, so only its lag is checked."""
+    Where a later layer sets it (PixelCNN's 5x5, the Row LSTM's state of the row above), one lag less
+    reads a pixel whose channels are not all drawn yet, through that layer: the dependency is real (the
+    measured lag) but too weak in these models to move a draw, so only the lag is checked there."""
     from keras_pixelcnn.causality import dependency_matrix
     from keras_pixelcnn.layers.masked_conv import MaskedConv2D
     from keras_pixelcnn.sampling import wavefront
@@ -113,11 +114,14 @@ def test_the_wavefront_loop_draws_the_naive_images_at_the_least_lag_the_dependen
             assert lag == measured == max(stem // 2, kernel // 2) + 1, (lag, measured)
         known = tf.constant(rng.integers(0, 256, (2,) + size + (3,)), tf.int32)
         mask = tf.constant(rng.random((2,) + size + (3,)) < 0.5)
-        args = (sampling_noise(image_seeds(5, 0, 2), size + (3,)), known, mask, tf.constant([0, 2]), tf.constant(1.0))
+        args = (sampling_noise(image_seeds(5, 0, 2), size + (3,)), known, mask, tf.constant([0, 2]),
+                tf.constant([[0.7], [1.4]]))
         naive = naive_loop(model)(*args).numpy()
         assert len(np.unique(naive[~mask.numpy()])) > 20  # drawn, not constant
         loop = cached_loop(model, jit_compile=False, frozen=True)
         np.testing.assert_array_equal(loop(*args).numpy(), naive, err_msg=f"{size}")
+        np.testing.assert_array_equal(loop(*args, greedy=True).numpy(), naive_loop(model)(*args, greedy=True).numpy(),
+                                      err_msg=f"{size}, greedy")
         if architecture == "pixelcnn" and stem >= kernel:
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(sampler, "wavefront_lag", lambda plan: lag - 1)

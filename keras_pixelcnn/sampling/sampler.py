@@ -316,7 +316,7 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None,
             in place, "strided" without (TensorFlow's executor runs those in place).
 
         wavefront: draw several pixels per step, one per row (`sampling.wavefront`): for strided
-            writes, the default where the model allows it (`wavefront_lag`).
+            writes into whole caches, the default where the model allows it (`wavefront_lag`).
 
     Raises:
         incremental.NotCacheable: for a model the planner cannot run.
@@ -331,9 +331,10 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None,
     banded = not jit_compile and writes != "strided" if banded is None else banded
     weights = plan.frozen_weights() if frozen else None
     period = _grid_period(plan)
-    lag = wavefront_lag(plan) if writes == "strided" and wavefront is not False else None
+    # the wavefront's skewed caches are whole: bands asked for mean the pixel-by-pixel loop
+    lag = wavefront_lag(plan) if writes == "strided" and not banded and wavefront is not False else None
     if wavefront and lag is None:
-        raise ValueError("wavefront=True is for models wavefront_lag accepts, with writes='strided'")
+        raise ValueError("wavefront=True is for models wavefront_lag accepts, with writes='strided' and no bands")
     if lag is not None:
         lanes = wavefront_loop(plan, lag, distribution, _pick, weights)
 

@@ -170,6 +170,7 @@ def wavefront_loop(plan, lag, distribution, pick, weights=None):
                     for key, value in start.globals.items()}
         caches = [tf.zeros((batch, layout.rows, layout.columns, start.caches[(key, aux)].shape[3]),
                            start.caches[(key, aux)].dtype) for key, aux in keys]
+        temperature = tf.convert_to_tensor(temperature, tf.float32)
         if temperature.shape.rank:  # (B, 1) -> (B * lanes, 1); a scalar is every lane's
             temperature = tf.repeat(temperature, lanes, axis=0)
         # (B, H, W, C[, 256]) -> (B, H * W, C[, 256]): each step gathers its lanes' pixels
