@@ -336,13 +336,7 @@ def cached_loop(model, jit_compile=True, banded=None, frozen=False, writes=None,
     if wavefront and lag is None:
         raise ValueError("wavefront=True is for models wavefront_lag accepts, with writes='strided' and no bands")
     if lag is not None:
-        lanes = wavefront_loop(plan, lag, distribution, _pick, weights)
-
-        def run_lanes(noise, known, known_mask, labels, temperature, greedy=False):
-            with index_memo():
-                return lanes(noise, known, known_mask, labels, temperature, greedy)
-
-        return tf.function(run_lanes, autograph=False)
+        return wavefront_loop(plan, lag, distribution, _pick, weights)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
         with index_memo():

@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pixelcnn.distributions import gumbel_noise
-from keras_pixelcnn.sampling.values import Values, _key, _once_per_graph, index_vector
+from keras_pixelcnn.sampling.values import Values, _key, _once_per_graph, index_memo, index_vector
 
 
 def wavefront_lag(plan):
@@ -142,8 +142,8 @@ def _strided_block(cache, block, begin):
 
 
 def wavefront_loop(plan, lag, distribution, pick, weights=None):
-    """`run(noise, known, known_mask, labels, temperature, greedy)` of `sampler.cached_loop`, drawing
-    `ceil(W / lag)` pixels per step (`lag` from `wavefront_lag`), for a graph run without XLA.
+    """The `tf.function` `run(noise, known, known_mask, labels, temperature, greedy)` of `sampler.cached_loop`,
+    drawing `ceil(W / lag)` pixels per step (`lag` from `wavefront_lag`), for a graph run without XLA.
 
     Args:
         plan: the model's `incremental.Plan` with strided writes.
@@ -163,6 +163,10 @@ def wavefront_loop(plan, lag, distribution, pick, weights=None):
     lane_index = np.arange(lanes, dtype=np.int32)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
+        with index_memo():  # each index once per graph
+            return draw(noise, known, known_mask, labels, temperature, greedy)
+
+    def draw(noise, known, known_mask, labels, temperature, greedy):
         batch = tf.shape(known)[0] if known.shape[0] is None else known.shape[0]
         start = plan.initial(batch, labels, weights)
         # (B, ...) -> (B * lanes, ...): label tensors per lane, image b's lanes next to each other
@@ -207,4 +211,4 @@ def wavefront_loop(plan, lag, distribution, pick, weights=None):
         flat = tf.reshape(caches[keys.index((plan.image.key, None))], (-1, layout.rows * layout.columns, channels))
         return tf.reshape(tf.gather(flat, drawn_at, axis=1), (-1, height, width, channels))
 
-    return run
+    return tf.function(run, autograph=False)
