@@ -118,27 +118,24 @@ class _LaneValues(Values):
         cache = self.caches[key]
         # (B * lanes, K) -> (B, lanes, 1, K)
         block = tf.reshape(tf.cast(value, cache.dtype), (-1, self.lanes, 1, value.shape[-1]))
-        self.caches[key] = _strided_block(cache, tf.where(self.valid, block, tf.zeros((), cache.dtype)),
-                                          self._begin(row, col))
+        self._write_lanes(key, block, self._begin(row, col))
 
     def write_channel(self, tensor, row, col, channel, value):
         """Store channel `channel` of each lane's pixel, `(B * lanes,)`. The models read the image's
         neighbours through a float copy (a pointwise layer), so its padding is never read; it is kept
         at zeros all the same, for a layer that would read them."""
-        key = (tensor.key, None)
         # (B * lanes,) -> (B, lanes, 1, 1)
-        block = tf.reshape(value, (-1, self.lanes, 1, 1))
-        self.caches[key] = _strided_block(self.caches[key], tf.where(self.valid, block, tf.zeros((), block.dtype)),
-                                          self._begin(row, col, channel))
+        self._write_lanes((tensor.key, None), tf.reshape(value, (-1, self.lanes, 1, 1)), self._begin(row, col, channel))
 
-
-def _strided_block(cache, block, begin):
-    """`cache` with `block` `(B, lanes, 1, K)` written at `begin` (`[0, row, column, channel]`), in place
-    (TensorStridedSliceUpdate, `values.strided_update`)."""
-    end = _once_per_graph(("lane end", _key(begin), block.shape[1:]),
-                          lambda: begin + index_vector([0] + list(block.shape[1:])))
-    return tf.raw_ops.TensorStridedSliceUpdate(input=cache, begin=begin, end=end, strides=index_vector([1] * 4),
-                                               value=block, begin_mask=1, end_mask=1)
+    def _write_lanes(self, key, block, begin):
+        """Cache `key` with `block` `(B, lanes, 1, K)` written at `begin` (`[0, row, column, channel]`), in
+        place (TensorStridedSliceUpdate, `values.strided_update`); lanes outside the image write zeros."""
+        block = tf.where(self.valid, block, tf.zeros((), block.dtype))
+        end = _once_per_graph(("lane end", _key(begin), block.shape[1:]),
+                              lambda: begin + index_vector([0] + list(block.shape[1:])))
+        self.caches[key] = tf.raw_ops.TensorStridedSliceUpdate(
+            input=self.caches[key], begin=begin, end=end, strides=index_vector([1] * 4), value=block,
+            begin_mask=1, end_mask=1)
 
 
 def wavefront_loop(plan, lag, distribution, pick, weights=None):
@@ -157,9 +154,10 @@ def wavefront_loop(plan, lag, distribution, pick, weights=None):
     steps = width + lag * (height - 1)
     keys = plan.cache_keys()
     layout = _Layout([plan.by_key[key] for key, _ in keys], lag, height, width)
-    # pixel (r, c) of the image cache, flattened (rows * columns): where the drawn images are read after the loop
-    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    drawn_at = ((rows + layout.top) * layout.columns + cols + layout.left + lag * (rows + layout.top)).reshape(-1)
+    # pixel (r, c) of the image cache (its offset from pixel (0, 0), whose index is 0), flattened (rows * columns):
+    # where the drawn images are read after the loop
+    _, padded, column, _ = layout.offset(*np.meshgrid(np.arange(height), np.arange(width), indexing="ij"))
+    drawn_at = (padded * layout.columns + column).reshape(-1)
     lane_index = np.arange(lanes, dtype=np.int32)
 
     def run(noise, known, known_mask, labels, temperature, greedy=False):
