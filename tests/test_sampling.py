@@ -48,8 +48,9 @@ def test_loops_without_xla_draw_the_naive_images(architecture):
 
     8x12 colour, class-conditional, half the sub-pixels known: bands of every depth, each
     channel's write, PixelCNN++'s down-sampled rows and its loops unrolled by its factor-2 grid
-    (the factor-4 runs in conds), and inpainting. A peaked model: with near-uniform conditionals,
-    skipping the factor-2 runs at half their pixels still drew the naive images.
+    (the factor-4 runs in conds), and inpainting; the SavedModel's loop also for one image (PixelSNAIL's
+    attention takes 2-D matmuls there). A peaked model: with near-uniform conditionals, skipping the
+    factor-2 runs at half their pixels still drew the naive images.
     """
     model = peaked_model(architecture, 3, size=(8, 12), seed=2)
     rng = np.random.default_rng(1)
@@ -65,6 +66,9 @@ def test_loops_without_xla_draw_the_naive_images(architecture):
         loop = cached_loop(model, jit_compile=False, banded=banded is True, frozen=True, writes=writes,
                            wavefront=False if banded == "pixel by pixel" else None)
         np.testing.assert_array_equal(loop(*args).numpy(), naive, err_msg=f"{writes}, banded={banded}")
+        if (writes, banded) == ("strided", False):  # one image: its own products (PixelSNAIL's 2-D matmuls)
+            one = [a[:1] for a in args[:4]] + [args[4]]
+            np.testing.assert_array_equal(loop(*one).numpy(), naive[:1], err_msg="strided, one image")
     with pytest.raises(ValueError, match="without XLA"):
         cached_loop(model, jit_compile=True, writes="strided")
 

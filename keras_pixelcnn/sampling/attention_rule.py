@@ -51,14 +51,19 @@ class _CausalAttention(_Rule):
         above = [tf.reshape(values.whole(t), (-1, height * width, t.depth)) for t in (keys, vals)]
         current = [tf.reshape(values.window(t, row, 1, 0, width), (-1, width, t.depth)) for t in (keys, vals)]
         q = values.at(query, row, col)
-        # bands, or strided writes: no XLA
-        products = _BlockProducts if values.origins or values.plan.strided_writes else _EinsumProducts
-        logits = tf.concat([products.logits(q, k, heads) for k in (above[0], current[0])], axis=-1)
-        logits = logits * tf.cast(1.0 / np.sqrt(query.depth // heads), logits.dtype)
         allowed = tf.concat([tf.range(height * width) < row * width, tf.range(width) < col], axis=0)
-        weights = masked_softmax(logits, allowed)
-        return (products.weighted(weights[..., :height * width], above[1], heads)
-                + products.weighted(weights[..., height * width:], current[1], heads))
+
+        def attend(products):
+            logits = tf.concat([products.logits(q, k, heads) for k in (above[0], current[0])], axis=-1)
+            logits = logits * tf.cast(1.0 / np.sqrt(query.depth // heads), logits.dtype)
+            weights = masked_softmax(logits, allowed)
+            return (products.weighted(weights[..., :height * width], above[1], heads)
+                    + products.weighted(weights[..., height * width:], current[1], heads))
+
+        if values.plan.strided_writes:  # the SavedModel's executor: one image takes 2-D matmuls
+            return tf.cond(tf.shape(q)[0] == 1, lambda: attend(_OneImageProducts), lambda: attend(_BlockProducts))
+        # bands (TFLite): no XLA
+        return attend(_BlockProducts if values.origins else _EinsumProducts)
 
 
 class _EinsumProducts:
@@ -87,21 +92,33 @@ class _BlockProducts:
     every head against every block (heads times the arithmetic of the einsum) and keeps its own.
     """
 
-    @staticmethod
-    def logits(q, k, heads):
+    matmul = staticmethod(tf.matmul)  # (B, n, k) x (B, k, m), or x (B, m, k) with transpose_b
+
+    @classmethod
+    def logits(cls, q, k, heads):
         size = q.shape[-1] // heads
         # (B, heads * d) -> block rows (B, heads, heads * d): row h holds head h's query in block h
         rows = tf.reshape(tf.reshape(q, (-1, 1, heads, size)) * tf.constant(np.eye(heads)[:, :, None], q.dtype),
                           (-1, heads, heads * size))
         # (B, heads, heads * d) x (B, N, heads * d)^T -> (B, heads, N)
-        return tf.matmul(rows, k, transpose_b=True)
+        return cls.matmul(rows, k, transpose_b=True)
 
-    @staticmethod
-    def weighted(weights, v, heads):
+    @classmethod
+    def weighted(cls, weights, v, heads):
         # (B, heads, N) x (B, N, heads * dv) -> (B, heads, heads * dv): head h's output is block h of row h
-        out = tf.reshape(tf.matmul(weights, v), (-1, heads, heads, v.shape[-1] // heads))
+        out = tf.reshape(cls.matmul(weights, v), (-1, heads, heads, v.shape[-1] // heads))
         out = tf.reduce_sum(out * tf.constant(np.eye(heads)[:, :, None], v.dtype), axis=2)
         return tf.reshape(out, (-1, v.shape[-1]))
+
+
+class _OneImageProducts(_BlockProducts):
+    """`_BlockProducts` for a batch of one image, as 2-D MatMuls: oneDNN's BatchMatMul on one image's
+    (heads, N) products costs 20-110 us, where a MatMul of the same matrices costs ~5-10 us
+    (`benchmarks/executor_ops.py`)."""
+
+    @staticmethod
+    def matmul(a, b, transpose_b=False):
+        return tf.matmul(a[0], b[0], transpose_b=transpose_b)[None]
 
 
 register_rule(CausalAttention, lambda layer: _CausalAttention)

@@ -192,6 +192,21 @@ class _Pointwise(_Rule):
         return self._call([values.row(t, row) for t in self.inputs], values.weights(self))
 
 
+def _row_matmuls(slab, row_matrices, kw, stride, width):
+    """A VALID convolution of a slab `(B, rows, W', in)` to one row `(B, 1, width, F)`, as a matmul per
+    kernel row of its `kw` taps side by side (`row_matrices`: `(rows, kw * in, F)`).
+
+    Without XLA oneDNN's Conv2D on one output row costs 80-150 us; these matmuls 20-70 us
+    (`benchmarks/executor_ops.py`)."""
+    rows, depth = row_matrices.shape[0], slab.shape[-1]
+    end = stride * (width - 1) + 1
+    y = 0
+    for r in range(rows):
+        taps = tf.concat([slab[:, r, dx:dx + end:stride] for dx in range(kw)], axis=-1)  # (B, width, kw * in)
+        y = y + tf.matmul(tf.reshape(taps, (-1, kw * depth)), row_matrices[r])
+    return tf.reshape(y, (-1, 1, width, row_matrices.shape[-1]))
+
+
 class _Conv(_Rule):
     """`MaskedConv2D`: a window of taps around input `(s*r, s*c)`."""
 
@@ -225,8 +240,10 @@ class _Conv(_Rule):
         kh = self.layer.kernel_size[0]
         # (kh, kw, in, F) -> rows top..bottom actually used
         kernel = self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
-        # (rows, kw, in, F) -> (rows * kw * in, F)
-        return _read(self.layer, kernel=kernel, matrix=tf.reshape(kernel, (-1, kernel.shape[-1])))
+        rows, kw, depth, features = kernel.shape
+        # (rows, kw, in, F) -> (rows * kw * in, F); per kernel row (rows, kw * in, F)
+        return _read(self.layer, kernel=kernel, matrix=tf.reshape(kernel, (-1, features)),
+                     row_matrices=tf.reshape(kernel, (rows, kw * depth, features)))
 
     def wavefront_reach(self):
         if self.layer.strides[0] != 1:
@@ -251,7 +268,10 @@ class _Conv(_Rule):
         slab = values.window(source, shifted(row, self.top, stride), rows, -(kw // 2), source.width + 2 * (kw // 2))
         # (B, rows, W + kw - 1, in) -> (B, 1, ceil(W / s), F)
         weights = values.weights(self)
-        y = tf.nn.conv2d(slab, weights["kernel"], strides=(1, 1, stride, 1), padding="VALID")
+        if values.plan.strided_writes:  # the SavedModel's executor, where oneDNN's Conv2D of one row is slow
+            y = _row_matmuls(slab, weights["row_matrices"], kw, stride, self.output.width)
+        else:  # XLA, TFLite
+            y = tf.nn.conv2d(slab, weights["kernel"], strides=(1, 1, stride, 1), padding="VALID")
         return _finish(self.layer, y, weights)
 
 
@@ -308,14 +328,15 @@ class _UpSample(_Rule):
             out.phase = "pixel"
 
     def prepare(self):
-        return _read(self.layer, kernel=self.layer.kernel)
+        # (2, 2, F, in) -> (2, 2, in, F): a pixel's tap is a matrix that a 2-D matmul reads as it lies
+        return _read(self.layer, kernel=self.layer.kernel, taps=tf.transpose(self.layer.kernel, (0, 1, 3, 2)))
 
     def pixel(self, values, row, col):
         weights = values.weights(self)
         x = values.at(self.inputs[0], coarse(row, 2), coarse(col, 2))
-        # kernel (2, 2, F, in): tap (row % 2, col % 2)
-        kernel = tf.gather_nd(weights["kernel"], tf.stack([row % 2, col % 2])[None])[0]
-        return _finish(self.layer, tf.linalg.matvec(kernel, x), weights)
+        # tap (row % 2, col % 2), (in, F); a MatMul, not matvec's BatchMatMul (oneDNN's costs 120-230 us here)
+        kernel = tf.gather_nd(weights["taps"], tf.stack([row % 2, col % 2])[None])[0]
+        return _finish(self.layer, tf.matmul(x, kernel), weights)
 
     def row(self, values, row):
         weights = values.weights(self)
