@@ -31,12 +31,15 @@ from keras_pixelcnn.sampling.attention_rule import _BlockProducts, _OneImageProd
 from keras_pixelcnn.sampling.rules import _row_matmuls  # noqa: E402
 
 
+SHAPES = ((3, 5, 64, 128), (2, 3, 64, 32), (2, 3, 64, 64), (2, 2, 64, 64), (2, 3, 32, 32), (1, 7, 64, 64))
+
+
 def _row_conv_cases(rng):
     """(label, inputs, way_a, way_b) for rows of the default Gated PixelCNN's and PixelCNN++'s convolutions."""
     cases = []
     # (kernel rows, kw, in, F): Gated PixelCNN's 5x5 vertical stack (rows above and the centre),
     # PixelCNN++'s 2x3 down-shifted conv (filters 32), a 1x7 row
-    for rows, kw, depth, features in ((3, 5, 64, 128), (2, 3, 32, 32), (1, 7, 64, 64)):
+    for rows, kw, depth, features in SHAPES:
         slab = tf.constant(rng.standard_normal((1, rows, 28 + kw - 1, depth)), tf.float32)
         kernel = tf.constant(rng.standard_normal((rows, kw, depth, features)) * 0.05, tf.float32)
         matrices = tf.reshape(kernel, (rows, kw * depth, features))
