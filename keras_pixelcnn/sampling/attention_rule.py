@@ -112,9 +112,8 @@ class _BlockProducts:
 
 
 class _OneImageProducts(_BlockProducts):
-    """`_BlockProducts` for a batch of one image, as 2-D MatMuls: oneDNN's BatchMatMul on one image's
-    (heads, N) products costs 20-110 us, where a MatMul of the same matrices costs ~5-10 us
-    (`benchmarks/executor_ops.py`)."""
+    """`_BlockProducts` for a batch of one image, as 2-D MatMuls: without XLA, oneDNN's BatchMatMuls
+    are slow on one image's `(heads, N)` products (`benchmarks/executor_ops.py` times both)."""
 
     @staticmethod
     def matmul(a, b, transpose_b=False):
