@@ -109,28 +109,6 @@ def test_channels_depend_on_earlier_values_only_through_the_coefficients():
                                        dist.channel_log_probs(params, 1, other))).max() > 1e-3
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_a_python_channel_gives_the_bits_of_a_tensor_channel(channels):
-    """The cached samplers pass the channel as a python int, and channel 0 then skips the earlier
-    channels' terms (all zero); the naive sampler passes a tensor. Without XLA (the exported samplers)
-    both give the same bits for every channel; under XLA channel 0 too. XLA's later channels may
-    differ by an ulp: it fuses a constant gather otherwise (so they did before channel 0's shortcut)."""
-    rng = np.random.default_rng(5)
-    dist = DiscretizedLogisticMixture(channels, K)
-    params = tf.constant(_params(rng, (8,), channels, scale=3.0), tf.float32)
-    previous = tf.constant(rng.integers(0, 256, (8, channels)), tf.int32)
-    for channel in range(channels):
-        for compile_ in (False, True):
-            def table(index, compile_=compile_):
-                return tf.function(lambda p, x: dist.channel_log_probs(p, index, x), jit_compile=compile_)(
-                    params, previous).numpy()
-            by_int, by_tensor = table(channel), table(tf.constant(channel))
-            if compile_ and channel:
-                np.testing.assert_allclose(by_int, by_tensor, rtol=1e-6, atol=0)
-            else:
-                np.testing.assert_array_equal(by_int, by_tensor, err_msg=f"channel {channel}, XLA {compile_}")
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("log_scale", [-60.0, -7.0, 0.0, 7.0, 60.0])
 @pytest.mark.parametrize("mean", [-30.0, -1.0, 0.0, 1.0, 30.0])

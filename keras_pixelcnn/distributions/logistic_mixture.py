@@ -50,12 +50,6 @@ def discretized_logistic_log_pmf(x, means, log_scales):
     Returns:
         Log-probabilities in nats, the broadcast shape of the inputs.
     """
-    log_cdf_plus, log_sf_minus, inner = _bin_log_masses(x, means, log_scales)
-    return ops.where(x < -0.999, log_cdf_plus, ops.where(x > 0.999, log_sf_minus, inner))
-
-
-def _bin_log_masses(x, means, log_scales):
-    """`discretized_logistic_log_pmf`'s three cases at `x`: the first bin's, the last bin's, an inner bin's."""
     log_scales = ops.clip(log_scales, MIN_LOG_SCALE, MAX_LOG_SCALE)
     inv_scale = ops.exp(-log_scales)
     centred = x - means
@@ -64,28 +58,8 @@ def _bin_log_masses(x, means, log_scales):
     log_cdf_plus = -ops.softplus(-plus)  # log sigmoid(plus)
     log_sf_minus = -ops.softplus(minus)  # log (1 - sigmoid(minus))
     log_width = ops.log(-ops.expm1(-2.0 * _HALF_BIN * inv_scale))  # log (1 - exp(minus - plus))
-    return log_cdf_plus, log_sf_minus, log_cdf_plus + log_sf_minus + log_width
-
-
-def _every_level_log_pmf(means, log_scales, dtype):
-    """`discretized_logistic_log_pmf` of all 256 levels, `(B, 256, K)`, for means and log-scales `(B, 1, K)`.
-
-    The same values, with the first and last bins sliced off their cases rather than chosen by two
-    selects that broadcast the levels' `(1, 256, 1)` conditions: a sampler without XLA runs one such
-    call per sub-pixel, where a broadcasting select costs more than a slice.
-    """
-    levels = _scale_to_unit(ops.arange(NUM_LEVELS), dtype)[None, :, None]
-    log_cdf_plus, log_sf_minus, inner = _bin_log_masses(levels, means, log_scales)
-    return ops.concatenate([log_cdf_plus[:, :1], inner[:, 1:-1], log_sf_minus[:, -1:]], axis=1)
-
-
-def _logsumexp(x, axis, keepdims=False):
-    """`log(sum(exp(x)))` over `axis` of a finite `x`: TensorFlow's `reduce_logsumexp` arithmetic (shifted
-    by the maximum, the same values), without its guard for an infinite maximum, which a sampler's step
-    runs as half a dozen more ops without XLA."""
-    top = ops.max(x, axis=axis, keepdims=True)
-    out = ops.log(ops.sum(ops.exp(x - top), axis=axis, keepdims=True)) + top
-    return out if keepdims else ops.squeeze(out, axis)
+    inner = log_cdf_plus + log_sf_minus + log_width
+    return ops.where(x < -0.999, log_cdf_plus, ops.where(x > 0.999, log_sf_minus, inner))
 
 
 class DiscretizedLogisticMixture(Distribution):
@@ -207,24 +181,23 @@ class DiscretizedLogisticMixture(Distribution):
                 channel 0).
         """
         params = at_least_float32(pixel_params)
+        if previous is None:
+            previous = ops.zeros((ops.shape(params)[0], self.channels), "int32")
         logits, means, log_scales, coeffs = self._split(params)
+        x = _scale_to_unit(previous, params.dtype)
+        # (B, C, K): means of every channel given the earlier values; log p_c'(x_c' | k)
+        means = self._conditional_means(means, coeffs, x)
+        log_pmf = discretized_logistic_log_pmf(x[..., None], means, log_scales)
+        earlier = ops.arange(self.channels) < channel  # (C,)
         # (B, K): log pi_k + sum_{c' < channel} log p_c'(x_c' | k), normalised
-        log_w = ops.log_softmax(logits, axis=-1)
-        if not (isinstance(channel, int) and channel == 0):  # channel 0 (known as the graph is built) reads none
-            if previous is None:
-                previous = ops.zeros((ops.shape(params)[0], self.channels), "int32")
-            x = _scale_to_unit(previous, params.dtype)
-            # (B, C, K): means of every channel given the earlier values; log p_c'(x_c' | k)
-            means = self._conditional_means(means, coeffs, x)
-            log_pmf = discretized_logistic_log_pmf(x[..., None], means, log_scales)
-            earlier = ops.arange(self.channels) < channel  # (C,)
-            log_w = log_w + ops.sum(ops.where(earlier[:, None], log_pmf, 0.0), axis=1)
-        log_w = log_w - _logsumexp(log_w, axis=-1, keepdims=True)
-        # (B, C, K) -> (B, 1, K) for channel
+        log_w = ops.log_softmax(logits, axis=-1) + ops.sum(ops.where(earlier[:, None], log_pmf, 0.0), axis=1)
+        log_w = log_w - ops.logsumexp(log_w, axis=-1, keepdims=True)
+        # (B, C, K) -> (B, 1, K) for channel; levels (256,) -> (1, 256, 1)
         mean = ops.take(means, channel, axis=1)[:, None, :]
         log_scale = ops.take(log_scales, channel, axis=1)[:, None, :]
+        levels = _scale_to_unit(ops.arange(NUM_LEVELS), params.dtype)[None, :, None]
         # (B, 256, K) -> (B, 256)
-        return _logsumexp(log_w[:, None, :] + _every_level_log_pmf(mean, log_scale, params.dtype), axis=-1)
+        return ops.logsumexp(log_w[:, None, :] + discretized_logistic_log_pmf(levels, mean, log_scale), axis=-1)
 
 
 DISTRIBUTIONS[DiscretizedLogisticMixture.name] = DiscretizedLogisticMixture

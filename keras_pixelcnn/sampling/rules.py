@@ -196,8 +196,8 @@ def _row_matmuls(slab, row_matrices, kw, stride, width):
     """A VALID convolution of a slab `(B, rows, W', in)` to one row `(B, 1, width, F)`, as a matmul per
     kernel row of its `kw` taps side by side (`row_matrices`: `(rows, kw * in, F)`).
 
-    Without XLA, oneDNN's Conv2D of one output row from 64 inputs took 64-138 us, these matmuls
-    23-76 us; from 32 inputs the Conv2D is the faster (`benchmarks/executor_ops.py`)."""
+    Without XLA, oneDNN's Conv2D of one output row from 64 inputs took 50-122 us, these matmuls
+    23-64 us; from 32 inputs the Conv2D is the faster (`benchmarks/executor_ops.py`)."""
     rows, depth = row_matrices.shape[0], slab.shape[-1]
     end = stride * (width - 1) + 1
     y = 0
@@ -334,7 +334,7 @@ class _UpSample(_Rule):
     def pixel(self, values, row, col):
         weights = values.weights(self)
         x = values.at(self.inputs[0], coarse(row, 2), coarse(col, 2))
-        # tap (row % 2, col % 2), (in, F): a MatMul, 5 us, where matvec's BatchMatMul took 51 (executor_ops.py)
+        # tap (row % 2, col % 2), (in, F): a MatMul, 5 us, where matvec's BatchMatMul took 41 (executor_ops.py)
         kernel = tf.gather_nd(weights["taps"], tf.stack([row % 2, col % 2])[None])[0]
         return _finish(self.layer, tf.matmul(x, kernel), weights)
 
