@@ -8,8 +8,9 @@ a TF1 graph whose `tf.while_loop` runs it `--steps` times on one image (one requ
 steps), and prints microseconds per step, the fastest of `--rounds` rounds, the two ways
 taking turns, and their ratio:
 
-- a row of a masked convolution (`rules._Conv.row`, once per image row): `tf.nn.conv2d` on the
-  row's slab (what XLA's loop keeps) against `rules._row_matmuls`, a matmul per kernel row;
+- a row of a masked convolution (`rules._Conv.row`, once per image row) at the shapes of the default
+  models' row-phase convolutions (`ROWS`): `tf.nn.conv2d` on the row's slab (what XLA's loop keeps)
+  against `rules._row_matmuls`, a matmul per kernel row;
 - an up-sampling tap (`rules._UpSample.pixel`, PixelCNN++'s pixel steps): `tf.linalg.matvec` of
   the tap's `(F, in)` matrix (a BatchMatMul) against a MatMul of the transposed tap;
 - one attention's products at a pixel (`attention_rule`, PixelSNAIL, 28x28: 784 positions above
@@ -31,21 +32,26 @@ from keras_pixelcnn.sampling.attention_rule import _BlockProducts, _OneImageProd
 from keras_pixelcnn.sampling.rules import _row_matmuls  # noqa: E402
 
 
-SHAPES = ((3, 5, 64, 128), (2, 3, 64, 32), (2, 3, 64, 64), (2, 2, 64, 64), (2, 3, 32, 32), (1, 7, 64, 64))
+# (layer, kernel rows used, kw, inputs, outputs, stride) of the default models' row-phase convolutions
+ROWS = (
+    ("Gated PixelCNN's 5x5 vertical stack", 3, 5, 64, 128, 1),
+    ("PixelCNN++'s gated resnet conv (concat-ELU: 64 inputs)", 2, 3, 64, 32, 1),
+    ("PixelCNN++'s gated resnet gate conv", 2, 3, 64, 64, 1),
+    ("PixelCNN++'s down-sampling conv (stride 2)", 2, 3, 32, 32, 2),
+    ("a 32-input conv", 2, 3, 32, 32, 1),
+)
 
 
 def _row_conv_cases(rng):
-    """(label, inputs, way_a, way_b) for rows of the default Gated PixelCNN's and PixelCNN++'s convolutions."""
+    """(label, inputs, way_a, way_b) for one output row of each of `ROWS` (28 columns in)."""
     cases = []
-    # (kernel rows, kw, in, F): Gated PixelCNN's 5x5 vertical stack (rows above and the centre),
-    # PixelCNN++'s 2x3 down-shifted conv (filters 32), a 1x7 row
-    for rows, kw, depth, features in SHAPES:
+    for label, rows, kw, depth, features, stride in ROWS:
         slab = tf.constant(rng.standard_normal((1, rows, 28 + kw - 1, depth)), tf.float32)
         kernel = tf.constant(rng.standard_normal((rows, kw, depth, features)) * 0.05, tf.float32)
         matrices = tf.reshape(kernel, (rows, kw * depth, features))
-        cases.append((f"conv row {rows}x{kw}, {depth} -> {features}", slab,
-                      lambda s, k=kernel: tf.nn.conv2d(s, k, 1, "VALID"),
-                      lambda s, m=matrices, kw=kw: _row_matmuls(s, m, kw, 1, 28)))
+        cases.append((f"row: {label}, {rows}x{kw}, {depth} -> {features}", slab,
+                      lambda x, k=kernel, s=stride: tf.nn.conv2d(x, k, (1, 1, s, 1), "VALID"),
+                      lambda x, m=matrices, kw=kw, s=stride: _row_matmuls(x, m, kw, s, -(-28 // s))))
     return cases
 
 
@@ -87,7 +93,7 @@ def main():
     args = parser.parse_args()
     print("| product | first way | us per step | second way | us per step | ratio |")
     print("|---|---|---:|---|---:|---:|")
-    names = {"conv": ("`tf.nn.conv2d`", "`_row_matmuls`"), "up-s": ("`tf.linalg.matvec`", "`tf.matmul`"),
+    names = {"row:": ("`tf.nn.conv2d`", "`_row_matmuls`"), "up-s": ("`tf.linalg.matvec`", "`tf.matmul`"),
              "atte": ("`_BlockProducts`", "`_OneImageProducts`")}
     graph = tf.Graph()
     with graph.as_default():

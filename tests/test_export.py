@@ -294,7 +294,8 @@ def _one_per_seed(model, seeds, labels, **options):
 @pytest.mark.parametrize("architecture", kp.ARCHITECTURES)
 def test_every_architecture_exports_the_keras_images_in_both_loaders(architecture, tmp_path):
     """Colour and grey (PixelCNN++, PixelSNAIL: colour), class-conditional, 4x4, peaked weights: the default and the --jit-compile export,
-    each in the TF2 and the TF1-session loader, draw the Keras images (at T = 1 and 0.5) and score the
+    each in the TF2 and the TF1-session loader, draw the Keras images (at T = 1 and 0.5; a request of one
+    image too, which takes PixelSNAIL's one-image products in the graph's free batch) and score the
     Keras log-probabilities. The labels and the temperature are checked to move the Keras draws, so an
     export that dropped either would fail."""
     seeds, labels = np.array([9, 2], np.int64), np.array([2, 0], np.int64)
@@ -314,10 +315,12 @@ def test_every_architecture_exports_the_keras_images_in_both_loaders(architectur
             exports.append(export_savedmodel(model, str(tmp_path), f"c{channels}_jit{int(jit_compile)}", 1,
                                              jit_compile=jit_compile))
             requests.update({f"draw{n}:serving_default@{n}": {"seed": seeds, "label": labels},
+                             f"one{n}:serving_default@{n}": {"seed": seeds[:1], "label": labels[:1]},
                              f"cold{n}:sample_with_temperature@{n}": {"seed": seeds, "label": labels,
                                                                         "temperature": half},
                              f"score{n}:log_prob@{n}": {"images": images, "label": labels}})
-            want.update({f"draw{n}/images": draws, f"cold{n}/images": cold, f"score{n}/log_prob": log_prob})
+            want.update({f"draw{n}/images": draws, f"one{n}/images": draws[:1], f"cold{n}/images": cold,
+                         f"score{n}/log_prob": log_prob})
     for mode in ("tf2", "session"):
         got = _call_fresh_process(os.pathsep.join(exports), requests, mode, tmp_path)
         for key, expected in want.items():

@@ -117,6 +117,7 @@ class _OneImageProducts(_BlockProducts):
 
     @staticmethod
     def matmul(a, b, transpose_b=False):
+        # image 0 only: the cond in `_CausalAttention.pixel` takes this class for a batch of one alone
         return tf.matmul(a[0], b[0], transpose_b=transpose_b)[None]
 
 

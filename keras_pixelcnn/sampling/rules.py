@@ -192,19 +192,22 @@ class _Pointwise(_Rule):
         return self._call([values.row(t, row) for t in self.inputs], values.weights(self))
 
 
+# Below this many inputs oneDNN's Conv2D of one row is the faster (`benchmarks/executor_ops.py`).
+ROW_MATMUL_MIN_INPUTS = 64
+
+
 def _row_matmuls(slab, row_matrices, kw, stride, width):
     """A VALID convolution of a slab `(B, rows, W', in)` to one row `(B, 1, width, F)`, as a matmul per
     kernel row of its `kw` taps side by side (`row_matrices`: `(rows, kw * in, F)`).
 
-    Without XLA, oneDNN's Conv2D of one output row from 64 inputs took 50-122 us, these matmuls
-    23-64 us; from 32 inputs the Conv2D is the faster (`benchmarks/executor_ops.py`)."""
-    rows, depth = row_matrices.shape[0], slab.shape[-1]
-    end = stride * (width - 1) + 1
-    y = 0
-    for r in range(rows):
+    Without XLA, oneDNN's Conv2D of one output row from 64 inputs took 58-144 us, these matmuls
+    25-89 us; from 32 inputs the Conv2D is the faster, 17 against 20-38 us (`benchmarks/executor_ops.py`)."""
+    depth, end = slab.shape[-1], stride * (width - 1) + 1
+    products = []
+    for r in range(row_matrices.shape[0]):
         taps = tf.concat([slab[:, r, dx:dx + end:stride] for dx in range(kw)], axis=-1)  # (B, width, kw * in)
-        y = y + tf.matmul(tf.reshape(taps, (-1, kw * depth)), row_matrices[r])
-    return tf.reshape(y, (-1, 1, width, row_matrices.shape[-1]))
+        products.append(tf.matmul(tf.reshape(taps, (-1, kw * depth)), row_matrices[r]))
+    return tf.reshape(tf.add_n(products), (-1, 1, width, row_matrices.shape[-1]))
 
 
 class _Conv(_Rule):
@@ -268,7 +271,8 @@ class _Conv(_Rule):
         slab = values.window(source, shifted(row, self.top, stride), rows, -(kw // 2), source.width + 2 * (kw // 2))
         # (B, rows, W + kw - 1, in) -> (B, 1, ceil(W / s), F)
         weights = values.weights(self)
-        if values.plan.strided_writes:  # the SavedModel's executor, where oneDNN's Conv2D of one row is slow
+        # the SavedModel's executor, where oneDNN's Conv2D of one row from 64 inputs or more is slow
+        if values.plan.strided_writes and slab.shape[-1] >= ROW_MATMUL_MIN_INPUTS:
             y = _row_matmuls(slab, weights["row_matrices"], kw, stride, self.output.width)
         else:  # XLA, TFLite
             y = tf.nn.conv2d(slab, weights["kernel"], strides=(1, 1, stride, 1), padding="VALID")
@@ -334,7 +338,7 @@ class _UpSample(_Rule):
     def pixel(self, values, row, col):
         weights = values.weights(self)
         x = values.at(self.inputs[0], coarse(row, 2), coarse(col, 2))
-        # tap (row % 2, col % 2), (in, F): a MatMul, 5 us, where matvec's BatchMatMul took 41 (executor_ops.py)
+        # tap (row % 2, col % 2), (in, F): a MatMul, 5 us, where matvec's BatchMatMul took 47 (executor_ops.py)
         kernel = tf.gather_nd(weights["taps"], tf.stack([row % 2, col % 2])[None])[0]
         return _finish(self.layer, tf.matmul(x, kernel), weights)
 
