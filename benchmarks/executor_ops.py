@@ -43,23 +43,23 @@ ROWS = (
 
 
 def _row_conv_cases(rng):
-    """(label, inputs, way_a, way_b) for one output row of each of `ROWS` (28 columns in)."""
+    """(label, name_a, name_b, inputs, way_a, way_b) for one output row of each of `ROWS` (28 columns in)."""
     cases = []
     for label, rows, kw, depth, features, stride in ROWS:
         slab = tf.constant(rng.standard_normal((1, rows, 28 + kw - 1, depth)), tf.float32)
         kernel = tf.constant(rng.standard_normal((rows, kw, depth, features)) * 0.05, tf.float32)
-        matrices = tf.reshape(kernel, (rows, kw * depth, features))
-        cases.append((f"row: {label}, {rows}x{kw}, {depth} -> {features}", slab,
+        matrix = tf.reshape(kernel, (-1, features))
+        cases.append((f"row: {label}, {rows}x{kw}, {depth} -> {features}", "`tf.nn.conv2d`", "`_row_matmuls`", slab,
                       lambda x, k=kernel, s=stride: tf.nn.conv2d(x, k, (1, 1, s, 1), "VALID"),
-                      lambda x, m=matrices, kw=kw, s=stride: _row_matmuls(x, m, kw, s, -(-28 // s))))
+                      lambda x, m=matrix, kw=kw, s=stride: _row_matmuls(x, m, kw, s, -(-28 // s))))
     return cases
 
 
 def _tap_case(rng, depth=32, features=32):
     x = tf.constant(rng.standard_normal((1, depth)), tf.float32)
     tap = tf.constant(rng.standard_normal((features, depth)) * 0.1, tf.float32)
-    return (f"up-sampling tap, {depth} -> {features}", x, lambda v: tf.linalg.matvec(tap, v),
-            lambda v: tf.matmul(v, tf.transpose(tap)))
+    return (f"up-sampling tap, {depth} -> {features}", "`tf.linalg.matvec`", "`tf.matmul`", x,
+            lambda v: tf.linalg.matvec(tap, v), lambda v: tf.matmul(v, tf.transpose(tap)))
 
 
 def _attention_case(rng, heads=2, key_size=16, value_size=32, positions=784, width=28):
@@ -76,7 +76,8 @@ def _attention_case(rng, heads=2, key_size=16, value_size=32, positions=784, wid
                     + kind.weighted(weights[..., positions:], vals[1], heads))
         return run
 
-    return ("attention products, 2 heads, 812 positions", q, products(_BlockProducts), products(_OneImageProducts))
+    return ("attention products, 2 heads, 812 positions", "`_BlockProducts`", "`_OneImageProducts`", q,
+            products(_BlockProducts), products(_OneImageProducts))
 
 
 def _loop(way, x, steps):
@@ -93,16 +94,14 @@ def main():
     args = parser.parse_args()
     print("| product | first way | us per step | second way | us per step | ratio |")
     print("|---|---|---:|---|---:|---:|")
-    names = {"row:": ("`tf.nn.conv2d`", "`_row_matmuls`"), "up-s": ("`tf.linalg.matvec`", "`tf.matmul`"),
-             "atte": ("`_BlockProducts`", "`_OneImageProducts`")}
     graph = tf.Graph()
     with graph.as_default():
         rng = np.random.default_rng(0)
         cases = _row_conv_cases(rng) + [_tap_case(rng), _attention_case(rng)]
-        built = [(label, way_a(x), way_b(x), _loop(way_a, x, args.steps), _loop(way_b, x, args.steps))
-                 for label, x, way_a, way_b in cases]
+        built = [(label, first, second, way_a(x), way_b(x), _loop(way_a, x, args.steps), _loop(way_b, x, args.steps))
+                 for label, first, second, x, way_a, way_b in cases]
     with tf.compat.v1.Session(graph=graph) as session:
-        for label, once_a, once_b, loop_a, loop_b in built:
+        for label, first, second, once_a, once_b, loop_a, loop_b in built:
             a, b = session.run([once_a, once_b])
             np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max(), err_msg=label)
             session.run([loop_a, loop_b])  # optimise and warm both graphs
@@ -113,7 +112,6 @@ def main():
                     session.run(loop)
                     best[k] = min(best[k], time.perf_counter() - start)
             a_us, b_us = (t / args.steps * 1e6 for t in best)
-            first, second = names[label[:4]]
             print(f"| {label} | {first} | {a_us:.1f} | {second} | {b_us:.1f} | {a_us / b_us:.2f}x |", flush=True)
 
 

@@ -196,18 +196,19 @@ class _Pointwise(_Rule):
 ROW_MATMUL_MIN_INPUTS = 64
 
 
-def _row_matmuls(slab, row_matrices, kw, stride, width):
+def _row_matmuls(slab, matrix, kw, stride, width):
     """A VALID convolution of a slab `(B, rows, W', in)` to one row `(B, 1, width, F)`, as a matmul per
-    kernel row of its `kw` taps side by side (`row_matrices`: `(rows, kw * in, F)`).
+    kernel row of its `kw` taps side by side: rows `r * kw * in ...` of the flat kernel `matrix`
+    `(rows * kw * in, F)` (`_Conv.prepare`'s, which a pixel step reads whole).
 
     Without XLA, oneDNN's Conv2D of one output row from 64 inputs took 58-144 us, these matmuls
     25-89 us; from 32 inputs the Conv2D is the faster, 17 against 20-38 us (`benchmarks/executor_ops.py`)."""
-    depth, end = slab.shape[-1], stride * (width - 1) + 1
+    block, end = kw * slab.shape[-1], stride * (width - 1) + 1
     products = []
-    for r in range(row_matrices.shape[0]):
+    for r in range(slab.shape[1]):
         taps = tf.concat([slab[:, r, dx:dx + end:stride] for dx in range(kw)], axis=-1)  # (B, width, kw * in)
-        products.append(tf.matmul(tf.reshape(taps, (-1, kw * depth)), row_matrices[r]))
-    return tf.reshape(tf.add_n(products), (-1, 1, width, row_matrices.shape[-1]))
+        products.append(tf.matmul(tf.reshape(taps, (-1, block)), matrix[r * block:(r + 1) * block]))
+    return tf.reshape(tf.add_n(products), (-1, 1, width, matrix.shape[-1]))
 
 
 class _Conv(_Rule):
@@ -243,10 +244,8 @@ class _Conv(_Rule):
         kh = self.layer.kernel_size[0]
         # (kh, kw, in, F) -> rows top..bottom actually used
         kernel = self.layer.masked_kernel()[kh // 2 + self.top:kh // 2 + self.bottom + 1]
-        rows, kw, depth, features = kernel.shape
-        # (rows, kw, in, F) -> (rows * kw * in, F); per kernel row (rows, kw * in, F)
-        return _read(self.layer, kernel=kernel, matrix=tf.reshape(kernel, (-1, features)),
-                     row_matrices=tf.reshape(kernel, (rows, kw * depth, features)))
+        # (rows, kw, in, F) -> (rows * kw * in, F)
+        return _read(self.layer, kernel=kernel, matrix=tf.reshape(kernel, (-1, kernel.shape[-1])))
 
     def wavefront_reach(self):
         if self.layer.strides[0] != 1:
@@ -273,7 +272,7 @@ class _Conv(_Rule):
         weights = values.weights(self)
         # the SavedModel's executor, where oneDNN's Conv2D of one row from 64 inputs or more is slow
         if values.plan.strided_writes and slab.shape[-1] >= ROW_MATMUL_MIN_INPUTS:
-            y = _row_matmuls(slab, weights["row_matrices"], kw, stride, self.output.width)
+            y = _row_matmuls(slab, weights["matrix"], kw, stride, self.output.width)
         else:  # XLA, TFLite
             y = tf.nn.conv2d(slab, weights["kernel"], strides=(1, 1, stride, 1), padding="VALID")
         return _finish(self.layer, y, weights)
