@@ -66,9 +66,10 @@ def gate_major_order(units):
 def gate_major_cell(z, c_prev):
     """`lstm_cell` on gate-major pre-activations `[i | f | o | g]` (fewer ops in a loop)."""
     units = c_prev.shape[-1]
-    # (..., 4F) -> (..., 3F) -> three (..., F): sigmoid of i, f and o at once
-    i, f, o = ops.split(ops.sigmoid(z[..., :3 * units]), 3, axis=-1)
-    c = f * c_prev + i * ops.tanh(z[..., 3 * units:])
+    # (..., 4F) -> (..., 3F), (..., F) in one split -> three (..., F): sigmoid of i, f and o at once
+    ifo, g = ops.split(z, [3 * units], axis=-1)
+    i, f, o = ops.split(ops.sigmoid(ifo), 3, axis=-1)
+    c = f * c_prev + i * ops.tanh(g)
     return o * ops.tanh(c), c
 
 

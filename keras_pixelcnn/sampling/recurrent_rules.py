@@ -81,28 +81,37 @@ class _DiagonalLSTM(_Rule):
         return self.inputs[0].current.reshape(self.output.depth, 4, -1).any(axis=1)
 
     def prepare(self):
-        return _read(self.layer, up=self.layer.up_kernel, side=self.layer.side_kernel)
+        weights = _read(self.layer, up=self.layer.up_kernel, side=self.layer.side_kernel)
+        if self.layer.reverse:  # the row's recurrence steps on gate-major gates (`row`)
+            weights["side"] = tf.gather(weights["side"], gate_major_order(self.output.depth), axis=-1)
+        return weights
 
     def pixel(self, values, row, col):
         weights = values.weights(self)
         up = values.vector(self.output, shifted(row, -1), col)
         left = values.vector(self.output, row, shifted(col, -1))
-        gates = (values.at(self.inputs[0], row, col) + tf.matmul(up, weights["up"])
-                 + tf.matmul(left, weights["side"]) + weights["bias"])
+        gates = tf.add_n([values.at(self.inputs[0], row, col), tf.matmul(up, weights["up"]),
+                          tf.matmul(left, weights["side"])]) + weights["bias"]
         h, cell = _lstm_cell(gates, values.vector(self.output, row, shifted(col, -1), aux="cell"))
         values.write(self.output, row, col, cell, aux="cell")
         return h
 
     def row(self, values, row):
         weights = values.weights(self)
-        # (B, 1, W, F) @ (F, 4F) + (B, 1, W, 4F) -> (B, W, 4F): all but the in-row term
-        above = values.window(self.output, shifted(row, -1), 1, 0, self.output.width)[:, 0]
-        gates = values.row(self.inputs[0], row)[:, 0] + tf.einsum("bwf,fg->bwg", above, weights["up"]) + weights["bias"]
-        h = tf.zeros_like(above[:, 0])
-        cell = tf.zeros_like(h)
-        outputs = []
-        for col in reversed(range(self.output.width)):  # right to left: (r, j) reads (r, j + 1)
-            h, cell = _lstm_cell(gates[:, col] + tf.matmul(h, weights["side"]), cell)
+        width, units = self.output.width, self.output.depth
+        # (B, 1, W, F) -> (B * W, F) @ (F, 4F) + (B, W, 4F) -> (B, W, 4F): all but the in-row term.
+        # A MatMul, not an einsum: oneDNN's Einsum of a row took several times as long without XLA.
+        above = values.window(self.output, shifted(row, -1), 1, 0, width)
+        up = tf.reshape(tf.matmul(tf.reshape(above, (-1, units)), weights["up"]), (-1, width, 4 * units))
+        gates = values.row(self.inputs[0], row)[:, 0] + up + weights["bias"]
+        # Gate-major once per row, one (B, 4F) tensor per column: the W steps below are serial, and
+        # each op less in a step is W ops less per row. `weights["side"]` is gate-major (`prepare`).
+        columns = tf.unstack(tf.gather(gates, gate_major_order(units), axis=-1), axis=1)
+        # right to left: (r, j) reads (r, j + 1); the rightmost column's state is zero (no matmul of zeros)
+        h, cell = gate_major_cell(columns[-1], tf.zeros_like(columns[-1][:, :units]))
+        outputs = [h]
+        for z in reversed(columns[:-1]):
+            h, cell = gate_major_cell(z + tf.matmul(h, weights["side"]), cell)
             outputs.append(h)
         # W x (B, F) -> (B, 1, W, F), left to right
         return tf.stack(outputs[::-1], axis=1)[:, None]
