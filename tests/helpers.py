@@ -17,8 +17,9 @@ def tiny_model(architecture, channels, num_classes=None, size=4, seed=0, **optio
 
     keras.utils.set_random_seed(seed)
     shape = size if isinstance(size, tuple) else (size, size)
-    return kp.build_model(architecture, shape + (channels,), num_classes=num_classes, filters=8 * channels,
-                          num_layers=_TINY_LAYERS.get(architecture, 2), **{**_TINY_OPTIONS.get(architecture, {}), **options})
+    options = {"filters": 8 * channels, "num_layers": _TINY_LAYERS.get(architecture, 2),
+               **_TINY_OPTIONS.get(architecture, {}), **options}
+    return kp.build_model(architecture, shape + (channels,), num_classes=num_classes, **options)
 
 
 def peaked_model(architecture, channels, num_classes=3, size=4, label_scale=1.0, seed=0, **options):
@@ -56,3 +57,34 @@ def run_script_under_jax(script, *args, timeout=300):
     env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
     return subprocess.run([sys.executable, "-c", script, *map(str, args)], env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def incremental_params(model, images, labels, banded=False, writes="scatter"):
+    """The cached sampler's loop run eagerly over known `images`: the engine's output at each pixel once all
+    of the pixel's channels are written (its row's band opened with or without `banded`; cache writes `writes`)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_pixelcnn.sampling.incremental import Plan, Values
+
+    plan = Plan(model, writes=writes)
+    batch, height, width, channels = images.shape
+    start = plan.initial(batch, None if labels is None else tf.constant(labels))
+    caches, out = dict(start.caches), np.zeros((batch,) + model.output_shape[1:], np.float32)
+    for row in map(tf.constant, range(height)):
+        values = Values(plan, caches, start.globals)
+        plan.rows(values, row)
+        opened = plan.open_bands(values, row, banded)
+        pixel = Values(plan, opened.caches, start.globals, origins=opened.origins).with_batch_index(len(images))
+        for col in map(tf.constant, range(width)):
+            plan.pixel(pixel, row, col)
+            for channel in range(channels):
+                if channel:
+                    plan.pixel(pixel, row, col, plan.after_channel[channel - 1])
+                pixel.write_channel(plan.image, row, col, channel, tf.constant(images[:, int(row), int(col), channel]))
+            out[:, int(row), int(col)] = plan.pixel(pixel, row, col, plan.after_channel[channels - 1]).numpy()
+        bands = Values(plan, {key: pixel.caches[key] for key in plan.band_keys}, start.globals,
+                       origins=opened.origins)
+        plan.close_bands(values, bands, row)
+        caches = values.caches
+    return out

@@ -15,6 +15,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STATS = "tests/test_sampler_statistics.py"
 BANDED = "tests/test_sampling.py::test_loops_without_xla_draw_the_naive_images"
+DIAGONAL_ENGINE = "tests/test_pixelrnn.py::test_the_diagonal_bilstm_engine_computes_the_models_parameters_at_every_pixel"
 
 # (name, file, original snippet, mutated snippet, pytest arguments)
 MUTANTS = [
@@ -207,6 +208,17 @@ MUTANTS = [
      [BANDED, "-k", "pixelcnn_pp"]),
     ("executor_one_image_products_for_every_batch", "keras_pixelcnn/sampling/attention_rule.py",
      "tf.cond(tf.shape(q)[0] == 1,", "tf.cond(tf.shape(q)[0] >= 1,", [BANDED, "-k", "pixelsnail"]),
+    ("executor_diagonal_rows_together_to_the_wrong_layers", "keras_pixelcnn/sampling/recurrent_rules.py",
+     "for part in tf.split(h, units, axis=-1)]", "for part in tf.split(h, units, axis=-1)[::-1]]",
+     [BANDED, "-k", "diagonal"]),
+    ("executor_diagonal_rows_together_with_the_first_side_kernel", "keras_pixelcnn/sampling/recurrent_rules.py",
+     'tf.pad(tf.reshape(values.weights(rule)["side"]', 'tf.pad(tf.reshape(values.weights(rules[0])["side"]',
+     [DIAGONAL_ENGINE]),
+    ("diagonal_row_side_kernel_interleaved", "keras_pixelcnn/sampling/recurrent_rules.py",
+     'weights["side"] = tf.gather(weights["side"], gate_major_order(self.output.depth), axis=-1)',
+     'weights["side"] = weights["side"]', [DIAGONAL_ENGINE]),
+    ("diagonal_row_from_the_left", "keras_pixelcnn/sampling/recurrent_rules.py",
+     "for z in reversed(columns[:-1]):", "for z in columns[:-1]:", [DIAGONAL_ENGINE]),
     ("attention_block_logits_of_other_heads", "keras_pixelcnn/sampling/attention_rule.py",
      "(-1, 1, heads, size)) * tf.constant(np.eye(heads)[:, :, None], q.dtype)",
      "(-1, 1, heads, size)) * tf.constant(np.ones((heads, heads, 1)), q.dtype)",

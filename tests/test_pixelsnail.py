@@ -9,8 +9,7 @@ channels through its head, gets causality and cached == naive here.
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
-from helpers import run_script_under_jax
+from helpers import incremental_params, run_script_under_jax
 
 import keras_pixelcnn as kp
 from keras_pixelcnn.causality import dependency_matrix
@@ -19,7 +18,7 @@ from keras_pixelcnn.layers.masked_conv import MaskedConv2D
 from keras_pixelcnn.layers.recurrent import RowLSTM
 from keras_pixelcnn.models.common import model_inputs
 from keras_pixelcnn.sampling import sample
-from keras_pixelcnn.sampling.incremental import Plan, Values
+from keras_pixelcnn.sampling.incremental import Plan
 
 
 def attention_reference(q, k, v, heads):
@@ -86,32 +85,6 @@ def test_cached_sampler_draws_the_naive_images_for_the_categorical_output():
     assert len(np.unique(cached)) > 10
 
 
-def _incremental_params(model, images, labels, banded):
-    """The cached sampler's loop run eagerly over known `images`: the engine's output at each pixel once all
-    of the pixel's channels are written (its row's band opened with or without `banded`)."""
-    plan = Plan(model)
-    batch, height, width, channels = images.shape
-    start = plan.initial(batch, None if labels is None else tf.constant(labels))
-    caches, out = dict(start.caches), np.zeros((batch,) + model.output_shape[1:], np.float32)
-    for row in map(tf.constant, range(height)):
-        values = Values(plan, caches, start.globals)
-        plan.rows(values, row)
-        opened = plan.open_bands(values, row, banded)
-        pixel = Values(plan, opened.caches, start.globals, origins=opened.origins).with_batch_index(len(images))
-        for col in map(tf.constant, range(width)):
-            plan.pixel(pixel, row, col)
-            for channel in range(channels):
-                if channel:
-                    plan.pixel(pixel, row, col, plan.after_channel[channel - 1])
-                pixel.write_channel(plan.image, row, col, channel, tf.constant(images[:, int(row), int(col), channel]))
-            out[:, int(row), int(col)] = plan.pixel(pixel, row, col, plan.after_channel[channels - 1]).numpy()
-        bands = Values(plan, {key: pixel.caches[key] for key in plan.band_keys}, start.globals,
-                       origins=opened.origins)
-        plan.close_bands(values, bands, row)
-        caches = values.caches
-    return out
-
-
 @pytest.mark.parametrize("banded", [False, True])
 def test_the_cached_attention_computes_the_models_parameters_at_every_pixel(banded):
     """Sharper than equal draws (a small error rarely flips a Gumbel argmax): the incremental engine's
@@ -120,7 +93,7 @@ def test_the_cached_attention_computes_the_models_parameters_at_every_pixel(band
     images = np.random.default_rng(6).integers(0, 256, (2, 4, 4, 3)).astype(np.int32)
     labels = np.array([1, 2], np.int32)
     expected = keras.ops.convert_to_numpy(model([images, labels]))
-    np.testing.assert_allclose(_incremental_params(model, images, labels, banded), expected, atol=1e-4)
+    np.testing.assert_allclose(incremental_params(model, images, labels, banded), expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("banded", [False, True])
@@ -136,7 +109,7 @@ def test_the_cached_attention_reads_padded_keys_with_state_at_every_pixel(banded
     assert keys.whole and keys.pad[0] and keys.pad[2] and keys.pad[3]  # what the test is for
     images = np.random.default_rng(3).integers(0, 256, (2, 4, 4, 1)).astype(np.int32)
     expected = keras.ops.convert_to_numpy(model(images))
-    np.testing.assert_allclose(_incremental_params(model, images, None, banded), expected, atol=1e-5)
+    np.testing.assert_allclose(incremental_params(model, images, None, banded), expected, atol=1e-5)
 
 
 def test_half_precision_attention_computes_in_float32():

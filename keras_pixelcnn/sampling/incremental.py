@@ -38,7 +38,7 @@ import tensorflow as tf
 
 import keras_pixelcnn.sampling.attention_rule  # noqa: F401  (registers the attention rule)
 import keras_pixelcnn.sampling.recurrent_rules  # noqa: F401  (registers the LSTM rules)
-from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for
+from keras_pixelcnn.sampling.rules import GLOBAL_LAYERS, NotCacheable, register_rule, rule_for, run_rows
 from keras_pixelcnn.sampling.values import WRITES, Values, coarse, index_vector, shifted
 
 __all__ = ["NotCacheable", "Plan", "Values", "register_rule"]
@@ -305,7 +305,8 @@ class Plan:
         finalises a row at every image row needs none: a cond per layer made PixelCNN++'s
         graph ~500 conds (1,000 functions), slow to trace, save, load and convert.
         """
-        for run in _runs(self.row_steps, lambda step: (step.most, step.first.tobytes(), step.stop.tobytes())):
+        steps = sorted(self.row_steps, key=lambda step: step.rule.rows_together is None)  # see `run_rows`
+        for run in _runs(steps, lambda step: (step.most, step.first.tobytes(), step.stop.tobytes())):
             first, stop = run[0].first, run[0].stop
             for k in range(run[0].most):
                 row = tf.gather(first, image_row) + k
@@ -314,8 +315,8 @@ class Plan:
 
                 def compute(row=row, run=run, keys=keys):
                     trial = values.fork()
-                    for step in run:
-                        trial.write(step.output, row, 0, step.rule.row(trial, row))
+                    for step, value in run_rows(run, trial, row):
+                        trial.write(step.output, row, 0, value)
                     return [trial.caches[key] for key in keys]
 
                 if np.all(stop - first > k):  # a row at every image row

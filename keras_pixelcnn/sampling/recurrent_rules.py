@@ -97,24 +97,59 @@ class _DiagonalLSTM(_Rule):
         return h
 
     def row(self, values, row):
+        # W x (B, F) -> (B, 1, W, F), left to right
+        return _right_to_left(self._row_gates(values, row), values.weights(self)["side"])[:, None]
+
+    @staticmethod
+    def rows_together(rules, values, row):
+        """The right-to-left rows of a run's layers (`rules.run_rows`) as one LSTM of all their units.
+
+        Each layer's row reads its own input (pixel by pixel: `plan` refuses others) and its own row above, not
+        another layer's row, so they can run side by side. Its recurrence is W steps long, one after
+        another, and without XLA each op costs the executor about as much whatever its size: 4
+        layers took 4W steps an image row, one LSTM of their units (a block-diagonal side kernel)
+        takes W. The unit `k` of the i-th layer is unit `sum(F[:i]) + k`, in each gate.
+        """
+        units = [rule.output.depth for rule in rules]
+        width, offsets = rules[0].output.width, np.cumsum([0] + units)
+        # (B, W, 4 F_i) gate-major -> (B, W, 4, F_i) -> (B, W, 4, sum F) -> (B, W, 4 sum F), gate-major
+        gates = tf.concat([tf.reshape(rule._row_gates(values, row), (-1, width, 4, rule.output.depth))
+                           for rule in rules], axis=-1)
+        gates = tf.reshape(gates, (-1, width, 4 * offsets[-1]))
+        # side kernels (F_i, 4 F_i) -> (F_i, 4, sum F), zero outside their own units -> (sum F, 4 sum F)
+        side = tf.concat([tf.pad(tf.reshape(values.weights(rule)["side"], (f, 4, f)),
+                                 [[0, 0], [0, 0], [start, offsets[-1] - start - f]])
+                          for rule, f, start in zip(rules, units, offsets)], axis=0)
+        h = _right_to_left(gates, tf.reshape(side, (offsets[-1], 4 * offsets[-1])))
+        return [part[:, None] for part in tf.split(h, units, axis=-1)]
+
+    def _row_gates(self, values, row):
+        """Gate-major gates `(B, W, 4F)` of row `row` but for the in-row term."""
         weights = values.weights(self)
         width, units = self.output.width, self.output.depth
-        # (B, 1, W, F) -> (B * W, F) @ (F, 4F) + (B, W, 4F) -> (B, W, 4F): all but the in-row term.
+        # (B, 1, W, F) -> (B * W, F) @ (F, 4F) + (B, W, 4F) -> (B, W, 4F).
         # A MatMul, not an einsum: oneDNN's Einsum of a row took several times as long without XLA.
         above = values.window(self.output, shifted(row, -1), 1, 0, width)
         up = tf.reshape(tf.matmul(tf.reshape(above, (-1, units)), weights["up"]), (-1, width, 4 * units))
         gates = values.row(self.inputs[0], row)[:, 0] + up + weights["bias"]
-        # Gate-major once per row, one (B, 4F) tensor per column: the W steps below are serial, and
-        # each op less in a step is W ops less per row. `weights["side"]` is gate-major (`prepare`).
-        columns = tf.unstack(tf.gather(gates, gate_major_order(units), axis=-1), axis=1)
-        # right to left: (r, j) reads (r, j + 1); the rightmost column's state is zero (no matmul of zeros)
-        h, cell = gate_major_cell(columns[-1], tf.zeros_like(columns[-1][:, :units]))
-        outputs = [h]
-        for z in reversed(columns[:-1]):
-            h, cell = gate_major_cell(z + tf.matmul(h, weights["side"]), cell)
-            outputs.append(h)
-        # W x (B, F) -> (B, 1, W, F), left to right
-        return tf.stack(outputs[::-1], axis=1)[:, None]
+        return tf.gather(gates, gate_major_order(units), axis=-1)
+
+
+def _right_to_left(gates, side):
+    """`(B, W, F)`: the states of an LSTM run right to left over gate-major gates `(B, W, 4F)` with the
+    gate-major side kernel `side` `(F, 4F)`: (r, j) reads (r, j + 1), and the rightmost reads a zero state.
+
+    One `(B, 4F)` tensor per column: the W steps are serial, and each op less in a step is W ops
+    less per row. The rightmost column's state is zero, so it has no matmul.
+    """
+    columns = tf.unstack(gates, axis=1)
+    units = side.shape[0]
+    h, cell = gate_major_cell(columns[-1], tf.zeros_like(columns[-1][:, :units]))
+    outputs = [h]
+    for z in reversed(columns[:-1]):
+        h, cell = gate_major_cell(z + tf.matmul(h, side), cell)
+        outputs.append(h)
+    return tf.stack(outputs[::-1], axis=1)
 
 
 register_rule(RowLSTM, lambda layer: _RowLSTM)

@@ -28,7 +28,6 @@ _ELEMENTWISE = (
 GLOBAL_LAYERS = (keras.layers.Embedding, keras.layers.Reshape, keras.layers.Dense)
 
 
-
 class NotCacheable(ValueError):
     """The model has a layer or a wiring the incremental evaluator cannot run."""
 
@@ -122,6 +121,19 @@ class _Rule:
 
     def row(self, values, row):
         raise NotCacheable(f"Layer {self.layer.name!r} has no per-row rule")
+
+    rows_together = None  # `(rules, values, row) -> [their rows]` (`run_rows`): inputs from no row-phase step
+
+
+def run_rows(steps, values, row):
+    """`(step, its row)` for a run of row-phase steps (`Plan.rows`), each after those before are written to
+    `values`; without XLA (strided writes), first and at once those whose rule class has `rows_together`."""
+    together = [step for step in steps if step.rule.rows_together is not None and values.plan.strided_writes]
+    if len(together) > 1 and len({type(step.rule) for step in together}) == 1:
+        yield from zip(together, together[0].rule.rows_together([step.rule for step in together], values, row))
+    else:
+        together = []
+    yield from ((step, step.rule.row(values, row)) for step in steps if all(step is not t for t in together))
 
 
 def _spatial(inputs):
