@@ -36,6 +36,21 @@ def test_concat_elu_interleaves_elu_of_x_and_of_minus_x():
         np.testing.assert_allclose(got[..., 2 * k + 1], _elu(-X[..., k]), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("signature", [(None, 6), (None, 3, 4, 6), (None, None, None, 6)],
+                         ids=["pixel", "free-batch", "free-size"])
+def test_concat_elu_with_unknown_sizes_gives_the_same_values(signature):
+    """A free batch (an exported pixel step's `(B, K)`) takes a constant reshape, with no shape ops to
+    run at every step; free spatial sizes read them at run time. Both give the eager values."""
+    import tensorflow as tf
+
+    layer = kp.ConcatELU()
+    function = tf.function(layer, input_signature=[tf.TensorSpec(signature, tf.float32)])
+    x = X if len(signature) == 4 else X.reshape(-1, 6)
+    np.testing.assert_array_equal(function(x).numpy(), keras.ops.convert_to_numpy(layer(x)))
+    graph_ops = {op.type for op in function.get_concrete_function().graph.get_operations()}
+    assert ("Shape" in graph_ops) == (None in signature[1:-1])
+
+
 def test_shifts_move_by_one_pixel_and_fill_zeros():
     down = keras.ops.convert_to_numpy(kp.ShiftDown()(X))
     right = keras.ops.convert_to_numpy(kp.ShiftRight()(X))
