@@ -115,7 +115,10 @@ class DiscretizedLogisticMixture(Distribution):
                 f"num_mix={self.num_mix}. Received: params of shape {tuple(params.shape)}"
             )
         k, c = self.num_mix, self.channels
-        leading = tuple(ops.shape(params)[:-1])
+        inner = tuple(params.shape[1:-1])
+        # (B, ..., P): a constant shape where only the batch is free (a sampler's pixel, `(B, P)`), which
+        # spares an exported sampling loop a Shape, a StridedSlice and a Pack per draw
+        leading = (-1,) + inner if len(params.shape) > 1 and None not in inner else tuple(ops.shape(params)[:-1])
         logits = params[..., :k]
         # (..., C*K) -> (..., C, K)
         means = ops.reshape(params[..., k:k + c * k], leading + (c, k))
