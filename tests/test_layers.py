@@ -37,7 +37,7 @@ def test_concat_elu_interleaves_elu_of_x_and_of_minus_x():
 
 
 @pytest.mark.parametrize("signature", [(None, 6), (None, 3, 4, 6), (None, None, None, 6)],
-                         ids=["pixel", "free-batch", "free-size"])
+                         ids=["pixel-free-batch", "image-free-batch", "image-free-size"])
 def test_concat_elu_with_unknown_sizes_gives_the_same_values(signature):
     """A free batch (an exported pixel step's `(B, K)`) takes a constant reshape, with no shape ops to
     run at every step; free spatial sizes read them at run time. Both give the eager values."""
@@ -49,6 +49,15 @@ def test_concat_elu_with_unknown_sizes_gives_the_same_values(signature):
     np.testing.assert_array_equal(function(x).numpy(), keras.ops.convert_to_numpy(layer(x)))
     graph_ops = {op.type for op in function.get_concrete_function().graph.get_operations()}
     assert ("Shape" in graph_ops) == (None in signature[1:-1])
+
+
+@pytest.mark.parametrize("shape", [(6,), (2, 0, 4, 6), (0, 6)], ids=["no-batch", "empty-image", "empty-batch"])
+def test_concat_elu_keeps_odd_shapes(shape):
+    """A rank-1 input has no batch axis to leave free, and next to a size 0 a -1 is not inferable."""
+    x = RNG.normal(0, 2, shape).astype(np.float32)
+    got = keras.ops.convert_to_numpy(kp.ConcatELU()(x))
+    assert got.shape == shape[:-1] + (12,)
+    np.testing.assert_allclose(got[..., 1::2], _elu(-x), rtol=1e-6, atol=1e-7)
 
 
 def test_shifts_move_by_one_pixel_and_fill_zeros():

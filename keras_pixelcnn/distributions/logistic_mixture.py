@@ -117,8 +117,10 @@ class DiscretizedLogisticMixture(Distribution):
         k, c = self.num_mix, self.channels
         inner = tuple(params.shape[1:-1])
         # (B, ..., P): a constant shape where only the batch is free (a sampler's pixel, `(B, P)`), which
-        # spares an exported sampling loop a Shape, a StridedSlice and a Pack per draw
-        leading = (-1,) + inner if len(params.shape) > 1 and None not in inner else tuple(ops.shape(params)[:-1])
+        # spares an exported sampling loop a Shape, a StridedSlice and a Pack per reshape (-1 is not
+        # inferable next to a size 0)
+        static = len(params.shape) > 1 and all(size is not None and size > 0 for size in inner)
+        leading = (-1,) + inner if static else tuple(ops.shape(params)[:-1])
         logits = params[..., :k]
         # (..., C*K) -> (..., C, K)
         means = ops.reshape(params[..., k:k + c * k], leading + (c, k))
@@ -195,12 +197,16 @@ class DiscretizedLogisticMixture(Distribution):
         # (B, K): log pi_k + sum_{c' < channel} log p_c'(x_c' | k), normalised
         log_w = ops.log_softmax(logits, axis=-1) + ops.sum(ops.where(earlier[:, None], log_pmf, 0.0), axis=1)
         log_w = log_w - ops.logsumexp(log_w, axis=-1, keepdims=True)
-        # (B, C, K) -> (B, 1, K) for channel; levels (256,) -> (1, 256, 1)
-        mean = ops.take(means, channel, axis=1)[:, None, :]
-        log_scale = ops.take(log_scales, channel, axis=1)[:, None, :]
+        # (B, C, K) -> (B, 1, K) for channel; levels (256,) -> (1, 256, 1). A Python int channel is a
+        # slice: `take` wraps negative indices with the run-time shape (four ops an exported draw).
+        pick = (lambda t: t[:, channel]) if isinstance(channel, int) else (lambda t: ops.take(t, channel, axis=1))
+        mean = pick(means)[:, None, :]
+        log_scale = pick(log_scales)[:, None, :]
         levels = _scale_to_unit(ops.arange(NUM_LEVELS), params.dtype)[None, :, None]
-        # (B, 256, K) -> (B, 256)
-        return ops.logsumexp(log_w[:, None, :] + discretized_logistic_log_pmf(levels, mean, log_scale), axis=-1)
+        # (B, 256, K) -> (B, 256, 1) -> (B, 256): keepdims spares TensorFlow's logsumexp a reshape to the
+        # run-time shape; the same values
+        log_probs = log_w[:, None, :] + discretized_logistic_log_pmf(levels, mean, log_scale)
+        return ops.logsumexp(log_probs, axis=-1, keepdims=True)[..., 0]
 
 
 DISTRIBUTIONS[DiscretizedLogisticMixture.name] = DiscretizedLogisticMixture

@@ -84,9 +84,10 @@ class ConcatELU(keras.layers.Layer):
         # graph); with -1, Keras' TF conv takes its XLA-only path for the next layer.
         features = -1 if inputs.shape[-1] is None else 2 * inputs.shape[-1]
         inner = tuple(inputs.shape[1:-1])
-        if features != -1 and None not in inner:
-            # A constant shape: the batch's dynamic size took a Shape, a StridedSlice and a Pack at
-            # every pixel step of the exported sampler (PixelCNN++: ~110 of its 1,100 ops a step).
+        if len(inputs.shape) > 1 and all(size is not None and size > 0 for size in inner + (features,)):
+            # A constant shape, -1 for the batch: its dynamic size took a Shape, a StridedSlice and a
+            # Pack at every pixel step of the exported sampler (PixelCNN++: ~110 of its 1,100 ops a
+            # step). Not for a rank-1 input (no batch) or a size 0, where -1 is not inferable.
             return ops.reshape(both, (-1,) + inner + (features,))
         return ops.reshape(both, tuple(ops.shape(inputs)[:-1]) + (features,))
 
