@@ -18,6 +18,7 @@ Reference:
 from keras import ops
 
 from keras_pixelcnn.distributions.base import DISTRIBUTIONS, NUM_LEVELS, Distribution, at_least_float32
+from keras_pixelcnn.layers.shapes import leading_shape
 
 # Log-scales are clipped to this range: below, the paper's floor (bins narrower
 # than ~1/1000 of the range); above, the bin width would underflow.
@@ -115,12 +116,8 @@ class DiscretizedLogisticMixture(Distribution):
                 f"num_mix={self.num_mix}. Received: params of shape {tuple(params.shape)}"
             )
         k, c = self.num_mix, self.channels
-        inner = tuple(params.shape[1:-1])
-        # (B, ..., P): a constant shape where only the batch is free (a sampler's pixel, `(B, P)`), which
-        # spares an exported sampling loop a Shape, a StridedSlice and a Pack per reshape (-1 is not
-        # inferable next to a size 0)
-        static = len(params.shape) > 1 and all(size is not None and size > 0 for size in inner)
-        leading = (-1,) + inner if static else tuple(ops.shape(params)[:-1])
+        # (B, ...): constant where only the batch is free, as for a sampler's pixel `(B, P)`
+        leading = leading_shape(params)
         logits = params[..., :k]
         # (..., C*K) -> (..., C, K)
         means = ops.reshape(params[..., k:k + c * k], leading + (c, k))

@@ -10,6 +10,8 @@ group as `k` (see `masks.channel_groups`).
 import keras
 from keras import ops
 
+from keras_pixelcnn.layers.shapes import leading_shape
+
 GATES = ("tanh", "linear")
 
 
@@ -83,13 +85,9 @@ class ConcatELU(keras.layers.Layer):
         # A static 2K keeps the feature size known when the batch size is not (an exported
         # graph); with -1, Keras' TF conv takes its XLA-only path for the next layer.
         features = -1 if inputs.shape[-1] is None else 2 * inputs.shape[-1]
-        inner = tuple(inputs.shape[1:-1])
-        if len(inputs.shape) > 1 and all(size is not None and size > 0 for size in inner + (features,)):
-            # A constant shape, -1 for the batch: its dynamic size took a Shape, a StridedSlice and a
-            # Pack at every pixel step of the exported sampler (PixelCNN++: ~110 of its 1,100 ops a
-            # step). Not for a rank-1 input (no batch) or a size 0, where -1 is not inferable.
-            return ops.reshape(both, (-1,) + inner + (features,))
-        return ops.reshape(both, tuple(ops.shape(inputs)[:-1]) + (features,))
+        # constant leading sizes where they are known: PixelCNN++'s exported pixel step ran ~110 shape
+        # ops a step for its concat-ELUs when they were read at run time
+        return ops.reshape(both, leading_shape(inputs) + (features,))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (2 * input_shape[-1],)
